@@ -1,0 +1,133 @@
+# kvsim — one non-recursive Makefile. Objects go to $(BUILD) (default build/).
+#
+#   make run     install what is missing, build, run the main job
+#   make test    install what is missing, build, run every test (no GPU needed)
+#   make check   the tests under ASan/UBSan, plus the long stress runs
+#   make bench   benchmark figures
+#   make gpu     the CUDA parts, when nvcc is present
+#   make deps    install missing Debian packages (apt-get; sudo when not root)
+#
+# Honours CC, CPPFLAGS, CFLAGS, LDFLAGS (e.g. CPPFLAGS=-I$P/usr/include for a private prefix).
+
+CC      ?= cc
+NVCC    ?= nvcc
+BUILD   ?= build
+CFLAGS  ?= -O2 -g
+
+KV_CFLAGS   := -std=c11 -Wall -Wextra -Wpedantic -Werror -MMD -MP
+KV_CPPFLAGS := -Isim -Isim/alloc -D_POSIX_C_SOURCE=200809L
+KV_LDLIBS   := -lgsl -lgslcblas -lm
+TEST_LDLIBS := -lcmocka
+
+DEB_PKGS := libgsl-dev libcsv-dev libcmocka-dev gnuplot-nox libjansson-dev libinih-dev \
+            zlib1g-dev pkg-config
+
+# Stress operations per strategy: 1e5 in `make test`, 1e6 in `make check`.
+STRESS_OPS ?= 100000
+
+ALLOC_SRC := $(wildcard sim/alloc/*.c)
+KVSIM_SRC := $(wildcard sim/*.c)
+TEST_SRC  := $(wildcard tests/test_*.c)
+
+ALLOC_OBJ := $(ALLOC_SRC:%.c=$(BUILD)/%.o)
+KVSIM_OBJ := $(KVSIM_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+LIBALLOC  := $(BUILD)/libkvalloc.a
+KVSIM     := $(BUILD)/kvsim
+
+.PHONY: all run test check bench gpu gpu-test gpu-build-check deps clean format
+.DEFAULT_GOAL := all
+.SECONDARY:
+
+all: $(KVSIM)
+
+# ------------------------------------------------------------------------------------------
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(KV_CPPFLAGS) $(CPPFLAGS) $(KV_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIBALLOC): $(ALLOC_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(KVSIM): $(KVSIM_OBJ) $(LIBALLOC)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(KV_LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBALLOC)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LDLIBS) $(KV_LDLIBS)
+
+-include $(ALLOC_OBJ:.o=.d) $(KVSIM_OBJ:.o=.d) $(TEST_BIN:=.d)
+
+# ------------------------------------------------------------------------------------------
+# Until the engine lands (issue #4), the main job is the allocator benchmark.
+run: deps
+	@$(MAKE) --no-print-directory all
+	./$(KVSIM) bench alloc
+
+# Every test binary; a closing "N passed, M failed" line sums cmocka's counts over all of them.
+test: deps
+	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@$(MAKE) --no-print-directory gpu-build-check
+	@rm -f $(BUILD)/test.log; fail=0; \
+	for t in $(TEST_BIN); do \
+	  KV_STRESS_OPS=$(STRESS_OPS) ./$$t > $(BUILD)/test.one 2>&1 || fail=1; \
+	  cat $(BUILD)/test.one; cat $(BUILD)/test.one >> $(BUILD)/test.log; \
+	done; \
+	awk '/\[  PASSED  \]/ {p += $$4} /\[  FAILED  \] [0-9]/ {f += $$4} \
+	     END {printf "%d passed, %d failed\n", p, f}' $(BUILD)/test.log; \
+	exit $$fail
+
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+
+check: deps
+	@$(MAKE) --no-print-directory test BUILD=$(BUILD)/san CFLAGS="$(SAN_FLAGS)" \
+	  LDFLAGS="$(LDFLAGS) -fsanitize=address,undefined" STRESS_OPS=1000000
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	./$(KVSIM) bench alloc
+
+# ------------------------------------------------------------------------------------------
+# CUDA parts: built when nvcc is present, skipped with a plain message otherwise.
+GPU_SRC := $(wildcard gpu/*.cu)
+HAVE_NVCC := $(shell command -v $(NVCC) 2>/dev/null)
+
+gpu:
+ifeq ($(HAVE_NVCC),)
+	@echo "gpu: skipped: nvcc not found (the CUDA parts need the CUDA Toolkit)"
+else ifeq ($(GPU_SRC),)
+	@echo "gpu: nvcc found, but gpu/ has no CUDA sources yet (the kvgpu issue)"
+else
+	@echo "gpu: building $(GPU_SRC)"
+endif
+
+gpu-test: gpu
+	@echo "gpu-test: no GPU tests yet (the kvgpu issue)"
+
+# `make test` compiles gpu/ where nvcc exists, so a broken CUDA build is caught without a GPU.
+gpu-build-check:
+	@$(MAKE) --no-print-directory gpu
+
+# ------------------------------------------------------------------------------------------
+deps:
+	@missing=""; \
+	for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all present"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then \
+	  echo "deps: missing$$missing, and apt-get is not available: install them by hand" >&2; \
+	  exit 1; fi; \
+	sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	echo "deps: installing$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$sudo apt-get install -y -q --no-install-recommends $$missing \
+	  || { $$sudo apt-get update -q && $$sudo apt-get install -y -q --no-install-recommends $$missing; }
+
+format:
+	clang-format -i $(ALLOC_SRC) $(wildcard sim/alloc/*.h) $(KVSIM_SRC) $(wildcard sim/*.h) $(TEST_SRC)
+
+clean:
+	rm -rf $(BUILD)

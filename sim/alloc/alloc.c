@@ -1,0 +1,535 @@
+/* alloc.c — the allocator's public interface: config, names, sequence slots, argument checks and
+ * one switch per operation over the strategy files (contiguous.c, chunk_pool.c, paged.c,
+ * compressed.c). See alloc.h for the contract.
+ *
+ * Adding a strategy: one file with the kv_<s>_* entries of alloc_internal.h, one enum value in
+ * alloc.h, one case per switch here.
+ */
+#include "alloc_internal.h"
+#include "hostmem.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------ names --- */
+
+static const char *const strategy_names[] = {"contiguous", "chunk-pool", "paged", "compressed"};
+static const char *const reserve_names[] = {"max", "pow2", "oracle", "grow"};
+static const char *const fit_names[] = {"first-fit", "best-fit", "buddy"};
+static const char *const layout_names[] = {"per-layer", "fused"};
+static const char *const policy_names[] = {"none", "window", "budget"};
+
+#define N_OF(x) (sizeof(x) / sizeof((x)[0]))
+
+static kv_status parse_name(const char *name, const char *const *names, size_t n, int *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(name, names[i]) == 0) {
+            *out = (int)i;
+            return KV_OK;
+        }
+    }
+    return KV_ERR_INPUT;
+}
+
+const char *kv_strategy_name(kv_strategy s)
+{
+    return (unsigned)s < N_OF(strategy_names) ? strategy_names[s] : "?";
+}
+const char *kv_reserve_name(kv_reserve r)
+{
+    return (unsigned)r < N_OF(reserve_names) ? reserve_names[r] : "?";
+}
+const char *kv_fit_name(kv_fit f)
+{
+    return (unsigned)f < N_OF(fit_names) ? fit_names[f] : "?";
+}
+const char *kv_chunk_layout_name(kv_chunk_layout l)
+{
+    return (unsigned)l < N_OF(layout_names) ? layout_names[l] : "?";
+}
+const char *kv_token_policy_name(kv_token_policy p)
+{
+    return (unsigned)p < N_OF(policy_names) ? policy_names[p] : "?";
+}
+
+#define DEFINE_PARSE(fn, type, names)                                                              \
+    kv_status fn(const char *name, type *out)                                                      \
+    {                                                                                              \
+        int v = 0;                                                                                 \
+        kv_status st = parse_name(name, names, N_OF(names), &v);                                   \
+        if (st == KV_OK)                                                                           \
+            *out = (type)v;                                                                        \
+        return st;                                                                                 \
+    }
+
+DEFINE_PARSE(kv_strategy_parse, kv_strategy, strategy_names)
+DEFINE_PARSE(kv_reserve_parse, kv_reserve, reserve_names)
+DEFINE_PARSE(kv_fit_parse, kv_fit, fit_names)
+DEFINE_PARSE(kv_chunk_layout_parse, kv_chunk_layout, layout_names)
+DEFINE_PARSE(kv_token_policy_parse, kv_token_policy, policy_names)
+
+/* ----------------------------------------------------------------------------- config --- */
+
+void kv_alloc_config_default(kv_alloc_config *c, kv_strategy s, const kv_shape *shape,
+                             uint64_t pool_bytes)
+{
+    *c = (kv_alloc_config){
+        .strategy = s,
+        .shape = *shape,
+        .pool_bytes = pool_bytes,
+        .host_pool_bytes = 4ull << 30,
+        .max_seqs = 1024,
+        .max_seq_tokens = 8192,
+        .watermark = 0.01,
+        .contiguous = {.reserve = KV_RESERVE_MAX, .fit = KV_FIT_FIRST},
+        .chunk = {.chunk_bytes = 2ull << 20, .layout = KV_CHUNK_PER_LAYER},
+        .paged = {.block_tokens = 16, .prefix_caching = true},
+        .compressed = {.elem_bits = 8,
+                       .policy = KV_TOKENS_ALL,
+                       .sink_tokens = 4,
+                       .window_tokens = 1024,
+                       .budget_tokens = 1024},
+    };
+}
+
+kv_status kv_alloc_config_validate(const kv_alloc_config *c, kv_err *err)
+{
+    if ((unsigned)c->strategy >= KV_N_STRATEGIES)
+        return kv_errorf(err, KV_ERR_INPUT, "strategy: unknown value %d", (int)c->strategy);
+    kv_status st = kv_shape_validate(&c->shape, err);
+    if (st != KV_OK)
+        return st;
+    if (c->pool_bytes == 0)
+        return kv_errorf(err, KV_ERR_INPUT, "pool_bytes: must be > 0");
+    if (c->max_seqs == 0 || c->max_seqs >= KV_SEQ_NONE)
+        return kv_errorf(err, KV_ERR_INPUT, "max_seqs: must be in 1..%u", KV_SEQ_NONE - 1);
+    if (c->max_seq_tokens == 0 || c->max_seq_tokens > (1u << 30))
+        return kv_errorf(err, KV_ERR_INPUT, "max_seq_tokens: must be in 1..%u", 1u << 30);
+    if (!(c->watermark >= 0.0 && c->watermark < 1.0))
+        return kv_errorf(err, KV_ERR_INPUT, "watermark: must be in [0, 1), got %g", c->watermark);
+    switch (c->strategy) {
+    case KV_CONTIGUOUS:
+        if ((unsigned)c->contiguous.reserve > KV_RESERVE_GROW)
+            return kv_errorf(err, KV_ERR_INPUT, "reserve: unknown value");
+        if ((unsigned)c->contiguous.fit > KV_FIT_BUDDY)
+            return kv_errorf(err, KV_ERR_INPUT, "fit: unknown value");
+        break;
+    case KV_CHUNK_POOL:
+        if (c->chunk.chunk_bytes == 0)
+            return kv_errorf(err, KV_ERR_INPUT, "chunk_bytes: must be > 0");
+        if ((unsigned)c->chunk.layout > KV_CHUNK_FUSED)
+            return kv_errorf(err, KV_ERR_INPUT, "chunk_layout: unknown value");
+        break;
+    case KV_COMPRESSED:
+        if ((unsigned)c->compressed.policy > KV_TOKENS_BUDGET)
+            return kv_errorf(err, KV_ERR_INPUT, "token_policy: unknown value");
+        if (c->compressed.policy == KV_TOKENS_WINDOW && c->compressed.window_tokens == 0)
+            return kv_errorf(err, KV_ERR_INPUT, "window_tokens: must be > 0 with policy window");
+        if (c->compressed.policy == KV_TOKENS_BUDGET && c->compressed.budget_tokens == 0)
+            return kv_errorf(err, KV_ERR_INPUT, "budget_tokens: must be > 0 with policy budget");
+        if (c->compressed.policy != KV_TOKENS_ALL && c->paged.prefix_caching)
+            return kv_errorf(err, KV_ERR_INPUT,
+                             "prefix_caching: not supported with token policy %s (evicted "
+                             "tokens make blocks unshareable); turn it off",
+                             kv_token_policy_name(c->compressed.policy));
+        /* fall through - compressed is built on paged blocks */
+    case KV_PAGED:
+        if (c->paged.block_tokens == 0 || c->paged.block_tokens > 65536)
+            return kv_errorf(err, KV_ERR_INPUT, "block_tokens: must be in 1..65536");
+        break;
+    case KV_N_STRATEGIES: break;
+    }
+    return KV_OK;
+}
+
+/* ------------------------------------------------------------------------------ slots --- */
+
+kv_seq_id kv_alloc_slot_take(kv_alloc *a)
+{
+    kv_seq_id s = a->free_slot;
+    if (s == KV_SEQ_NONE)
+        return KV_SEQ_NONE;
+    a->free_slot = a->seqs[s].next_free;
+    a->seqs[s] = (kv_seq){.state = KV_SEQ_RESIDENT, .next_free = KV_SEQ_NONE};
+    a->n_resident++;
+    return s;
+}
+
+void kv_alloc_slot_give(kv_alloc *a, kv_seq_id s)
+{
+    if (a->seqs[s].state == KV_SEQ_RESIDENT)
+        a->n_resident--;
+    else
+        a->n_swapped--;
+    a->seqs[s] = (kv_seq){.state = KV_SEQ_FREE, .next_free = a->free_slot};
+    a->free_slot = s;
+}
+
+uint64_t kv_alloc_watermark_bytes(const kv_alloc *a)
+{
+    return (uint64_t)(a->cfg.watermark * (double)a->cfg.pool_bytes);
+}
+
+static bool seq_in(const kv_alloc *a, kv_seq_id s, kv_seq_state state)
+{
+    return s < a->cfg.max_seqs && a->seqs[s].state == state;
+}
+
+static kv_status check_req(const kv_alloc *a, const kv_admit_req *req)
+{
+    if (req->prompt_tokens == 0 || req->final_tokens < req->prompt_tokens ||
+        req->final_tokens > a->cfg.max_seq_tokens)
+        return KV_INVALID;
+    return KV_OK;
+}
+
+/* ------------------------------------------------------------------ create, destroy --- */
+
+kv_status kv_alloc_create(const kv_alloc_config *c, kv_alloc **out, kv_err *err)
+{
+    *out = NULL;
+    kv_status st = kv_alloc_config_validate(c, err);
+    if (st != KV_OK)
+        return st;
+    kv_alloc *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return kv_errorf(err, KV_ERR_NOMEM, "allocator: out of host memory");
+    a->cfg = *c;
+    a->native_token_bytes = kv_shape_token_bytes(&c->shape);
+    a->token_bytes = a->native_token_bytes;
+    a->seqs = kv_hostmem_zalloc(c->max_seqs, sizeof *a->seqs);
+    if (a->seqs == NULL) {
+        free(a);
+        return kv_errorf(err, KV_ERR_NOMEM, "allocator: out of host memory for %u slots",
+                         c->max_seqs);
+    }
+    for (uint32_t s = 0; s < c->max_seqs; s++)
+        a->seqs[s].next_free = s + 1 < c->max_seqs ? s + 1 : KV_SEQ_NONE;
+    a->free_slot = 0;
+    a->metadata_bytes = sizeof *a + (uint64_t)c->max_seqs * sizeof *a->seqs;
+
+    switch (c->strategy) {
+    case KV_CONTIGUOUS: st = kv_contiguous_init(a, err); break;
+    case KV_CHUNK_POOL: st = kv_chunk_init(a, err); break;
+    case KV_PAGED: st = kv_paged_init(a, err); break;
+    case KV_COMPRESSED: st = kv_compressed_init(a, err); break;
+    case KV_N_STRATEGIES: st = KV_ERR_INPUT; break;
+    }
+    if (st != KV_OK) {
+        free(a->seqs);
+        free(a);
+        return st == KV_ERR_NOMEM ? kv_errorf(err, st, "allocator: out of host memory") : st;
+    }
+    *out = a;
+    return KV_OK;
+}
+
+void kv_alloc_destroy(kv_alloc **ap)
+{
+    kv_alloc *a = ap ? *ap : NULL;
+    if (a == NULL)
+        return;
+    switch (a->cfg.strategy) {
+    case KV_CONTIGUOUS: kv_contiguous_fini(a); break;
+    case KV_CHUNK_POOL: kv_chunk_fini(a); break;
+    case KV_PAGED: kv_paged_fini(a); break;
+    case KV_COMPRESSED: kv_compressed_fini(a); break;
+    case KV_N_STRATEGIES: break;
+    }
+    free(a->seqs);
+    free(a);
+    *ap = NULL;
+}
+
+const kv_alloc_config *kv_alloc_config_of(const kv_alloc *a)
+{
+    return &a->cfg;
+}
+
+uint64_t kv_alloc_token_bytes(const kv_alloc *a)
+{
+    return a->token_bytes;
+}
+
+const kv_alloc_stats *kv_alloc_stats_of(const kv_alloc *a)
+{
+    return &a->stats;
+}
+
+kv_seq_state kv_alloc_seq_state(const kv_alloc *a, kv_seq_id s)
+{
+    return s < a->cfg.max_seqs ? (kv_seq_state)a->seqs[s].state : KV_SEQ_FREE;
+}
+
+uint32_t kv_alloc_seq_tokens(const kv_alloc *a, kv_seq_id s)
+{
+    return s < a->cfg.max_seqs ? a->seqs[s].tokens : 0;
+}
+
+/* ------------------------------------------------------------------------- operations --- */
+
+bool kv_alloc_can_admit(const kv_alloc *a, const kv_admit_req *req)
+{
+    if (check_req(a, req) != KV_OK || a->free_slot == KV_SEQ_NONE)
+        return false;
+    switch (a->cfg.strategy) {
+    case KV_CONTIGUOUS: return kv_contiguous_can_admit(a, req);
+    case KV_CHUNK_POOL: return kv_chunk_can_admit(a, req);
+    case KV_PAGED: return kv_paged_can_admit(a, req);
+    case KV_COMPRESSED: return kv_compressed_can_admit(a, req);
+    case KV_N_STRATEGIES: break;
+    }
+    return false;
+}
+
+kv_status kv_alloc_admit(kv_alloc *a, const kv_admit_req *req, kv_seq_id *seq,
+                         uint32_t *cached_tokens)
+{
+    *seq = KV_SEQ_NONE;
+    if (cached_tokens)
+        *cached_tokens = 0;
+    if (check_req(a, req) != KV_OK)
+        return KV_INVALID;
+    kv_seq_id s = kv_alloc_slot_take(a);
+    if (s == KV_SEQ_NONE)
+        return KV_NO_SPACE;
+    a->seqs[s].tokens = req->prompt_tokens;
+    a->seqs[s].final_tokens = req->final_tokens;
+    uint32_t cached = 0;
+    kv_status st = KV_INVALID;
+    switch (a->cfg.strategy) {
+    case KV_CONTIGUOUS: st = kv_contiguous_admit(a, s, req, &cached); break;
+    case KV_CHUNK_POOL: st = kv_chunk_admit(a, s, req, &cached); break;
+    case KV_PAGED: st = kv_paged_admit(a, s, req, &cached); break;
+    case KV_COMPRESSED: st = kv_compressed_admit(a, s, req, &cached); break;
+    case KV_N_STRATEGIES: break;
+    }
+    if (st != KV_OK) {
+        kv_alloc_slot_give(a, s);
+        return st;
+    }
+    a->stats.n_admits++;
+    *seq = s;
+    if (cached_tokens)
+        *cached_tokens = cached;
+    return KV_OK;
+}
+
+kv_status kv_alloc_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
+{
+    if (!seq_in(a, s, KV_SEQ_RESIDENT) || n_tokens == 0 ||
+        (uint64_t)a->seqs[s].tokens + n_tokens > a->cfg.max_seq_tokens)
+        return KV_INVALID;
+    kv_status st = KV_INVALID;
+    switch (a->cfg.strategy) {
+    case KV_CONTIGUOUS: st = kv_contiguous_append(a, s, n_tokens); break;
+    case KV_CHUNK_POOL: st = kv_chunk_append(a, s, n_tokens); break;
+    case KV_PAGED: st = kv_paged_append(a, s, n_tokens); break;
+    case KV_COMPRESSED: st = kv_compressed_append(a, s, n_tokens); break;
+    case KV_N_STRATEGIES: break;
+    }
+    if (st == KV_OK)
+        a->stats.n_appends++;
+    return st;
+}
+
+kv_status kv_alloc_fork(kv_alloc *a, kv_seq_id parent, uint32_t child_final_tokens,
+                        kv_seq_id *child)
+{
+    *child = KV_SEQ_NONE;
+    if (!seq_in(a, parent, KV_SEQ_RESIDENT) || child_final_tokens < a->seqs[parent].tokens ||
+        child_final_tokens > a->cfg.max_seq_tokens)
+        return KV_INVALID;
+    kv_seq_id c = kv_alloc_slot_take(a);
+    if (c == KV_SEQ_NONE)
+        return KV_NO_SPACE;
+    a->seqs[c].tokens = a->seqs[parent].tokens;
+    a->seqs[c].final_tokens = child_final_tokens;
+    kv_status st = KV_INVALID;
+    switch (a->cfg.strategy) {
+    case KV_CONTIGUOUS: st = kv_contiguous_fork(a, parent, c); break;
+    case KV_CHUNK_POOL: st = kv_chunk_fork(a, parent, c); break;
+    case KV_PAGED: st = kv_paged_fork(a, parent, c); break;
+    case KV_COMPRESSED: st = kv_compressed_fork(a, parent, c); break;
+    case KV_N_STRATEGIES: break;
+    }
+    if (st != KV_OK) {
+        kv_alloc_slot_give(a, c);
+        return st;
+    }
+    a->stats.n_forks++;
+    *child = c;
+    return KV_OK;
+}
+
+kv_status kv_alloc_free(kv_alloc *a, kv_seq_id s)
+{
+    if (!seq_in(a, s, KV_SEQ_RESIDENT) && !seq_in(a, s, KV_SEQ_SWAPPED))
+        return KV_INVALID;
+    if (a->seqs[s].state == KV_SEQ_SWAPPED) {
+        a->host_used_bytes -= a->seqs[s].host_bytes;
+    } else {
+        switch (a->cfg.strategy) {
+        case KV_CONTIGUOUS: kv_contiguous_free(a, s); break;
+        case KV_CHUNK_POOL: kv_chunk_free(a, s); break;
+        case KV_PAGED: kv_paged_free(a, s); break;
+        case KV_COMPRESSED: kv_compressed_free(a, s); break;
+        case KV_N_STRATEGIES: break;
+        }
+    }
+    kv_alloc_slot_give(a, s);
+    a->stats.n_frees++;
+    return KV_OK;
+}
+
+kv_status kv_alloc_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
+{
+    if (!seq_in(a, s, KV_SEQ_RESIDENT))
+        return KV_INVALID;
+    kv_swap_stats sw = {0};
+    kv_status st = KV_INVALID;
+    switch (a->cfg.strategy) {
+    case KV_CONTIGUOUS: st = kv_contiguous_swap_out(a, s, &sw); break;
+    case KV_CHUNK_POOL: st = kv_chunk_swap_out(a, s, &sw); break;
+    case KV_PAGED: st = kv_paged_swap_out(a, s, &sw); break;
+    case KV_COMPRESSED: st = kv_compressed_swap_out(a, s, &sw); break;
+    case KV_N_STRATEGIES: break;
+    }
+    if (st != KV_OK)
+        return st;
+    a->seqs[s].state = KV_SEQ_SWAPPED;
+    a->seqs[s].host_bytes = sw.bytes;
+    a->host_used_bytes += sw.bytes;
+    a->n_resident--;
+    a->n_swapped++;
+    a->stats.n_swap_outs++;
+    a->stats.swap_out_bytes += sw.bytes;
+    a->stats.n_swap_copies += sw.n_copies;
+    if (st_out)
+        *st_out = sw;
+    return KV_OK;
+}
+
+kv_status kv_alloc_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
+{
+    if (!seq_in(a, s, KV_SEQ_SWAPPED))
+        return KV_INVALID;
+    kv_swap_stats sw = {0};
+    kv_status st = KV_INVALID;
+    switch (a->cfg.strategy) {
+    case KV_CONTIGUOUS: st = kv_contiguous_swap_in(a, s, &sw); break;
+    case KV_CHUNK_POOL: st = kv_chunk_swap_in(a, s, &sw); break;
+    case KV_PAGED: st = kv_paged_swap_in(a, s, &sw); break;
+    case KV_COMPRESSED: st = kv_compressed_swap_in(a, s, &sw); break;
+    case KV_N_STRATEGIES: break;
+    }
+    if (st != KV_OK)
+        return st;
+    KV_ASSERT(sw.bytes == a->seqs[s].host_bytes);
+    a->host_used_bytes -= sw.bytes;
+    a->seqs[s].host_bytes = 0;
+    a->seqs[s].state = KV_SEQ_RESIDENT;
+    a->n_swapped--;
+    a->n_resident++;
+    a->stats.n_swap_ins++;
+    a->stats.swap_in_bytes += sw.bytes;
+    a->stats.n_swap_copies += sw.n_copies;
+    if (st_out)
+        *st_out = sw;
+    return KV_OK;
+}
+
+kv_status kv_alloc_placement(const kv_alloc *a, kv_seq_id s, kv_placement *out)
+{
+    if (!seq_in(a, s, KV_SEQ_RESIDENT))
+        return KV_INVALID;
+    *out = (kv_placement){.n_tokens = a->seqs[s].tokens, .token_bytes = a->token_bytes};
+    switch (a->cfg.strategy) {
+    case KV_CONTIGUOUS: kv_contiguous_placement(a, s, out); break;
+    case KV_CHUNK_POOL: kv_chunk_placement(a, s, out); break;
+    case KV_PAGED: kv_paged_placement(a, s, out); break;
+    case KV_COMPRESSED: kv_compressed_placement(a, s, out); break;
+    case KV_N_STRATEGIES: break;
+    }
+    return KV_OK;
+}
+
+void kv_alloc_breakdown(const kv_alloc *a, const kv_admit_req *waiting, kv_mem_breakdown *out)
+{
+    *out = (kv_mem_breakdown){.pool_bytes = a->cfg.pool_bytes,
+                              .metadata_bytes = a->metadata_bytes,
+                              .host_bytes = a->host_used_bytes,
+                              .n_resident = a->n_resident,
+                              .n_swapped = a->n_swapped};
+    if (waiting != NULL && check_req(a, waiting) != KV_OK)
+        waiting = NULL;
+    switch (a->cfg.strategy) {
+    case KV_CONTIGUOUS: kv_contiguous_breakdown(a, waiting, out); break;
+    case KV_CHUNK_POOL: kv_chunk_breakdown(a, waiting, out); break;
+    case KV_PAGED: kv_paged_breakdown(a, waiting, out); break;
+    case KV_COMPRESSED: kv_compressed_breakdown(a, waiting, out); break;
+    case KV_N_STRATEGIES: break;
+    }
+    for (uint32_t s = 0; s < a->cfg.max_seqs; s++)
+        if (a->seqs[s].state == KV_SEQ_RESIDENT)
+            out->uncompressed_token_bytes += (uint64_t)a->seqs[s].tokens * a->native_token_bytes;
+}
+
+kv_status kv_alloc_check(const kv_alloc *a, kv_err *err)
+{
+    uint32_t n_res = 0, n_sw = 0, n_free = 0;
+    uint64_t host = 0;
+    for (uint32_t s = 0; s < a->cfg.max_seqs; s++) {
+        const kv_seq *q = &a->seqs[s];
+        switch (q->state) {
+        case KV_SEQ_FREE: n_free++; break;
+        case KV_SEQ_RESIDENT: n_res++; break;
+        case KV_SEQ_SWAPPED:
+            n_sw++;
+            host += q->host_bytes;
+            break;
+        default: return kv_errorf(err, KV_CORRUPT, "seq %u: state %u", s, q->state);
+        }
+        if (q->state != KV_SEQ_FREE && (q->tokens == 0 || q->tokens > a->cfg.max_seq_tokens))
+            return kv_errorf(err, KV_CORRUPT, "seq %u: %u tokens", s, q->tokens);
+    }
+    uint32_t listed = 0;
+    for (uint32_t s = a->free_slot; s != KV_SEQ_NONE; s = a->seqs[s].next_free) {
+        if (s >= a->cfg.max_seqs || a->seqs[s].state != KV_SEQ_FREE || ++listed > n_free)
+            return kv_errorf(err, KV_CORRUPT, "slot free list broken at %u", s);
+    }
+    if (listed != n_free || n_res != a->n_resident || n_sw != a->n_swapped)
+        return kv_errorf(err, KV_CORRUPT,
+                         "slots: %u free (%u listed), %u resident (counter %u), %u swapped "
+                         "(counter %u)",
+                         n_free, listed, n_res, a->n_resident, n_sw, a->n_swapped);
+    if (host != a->host_used_bytes || host > a->cfg.host_pool_bytes)
+        return kv_errorf(err, KV_CORRUPT, "host tier: %llu bytes held, counter %llu, cap %llu",
+                         (unsigned long long)host, (unsigned long long)a->host_used_bytes,
+                         (unsigned long long)a->cfg.host_pool_bytes);
+    kv_status st = KV_OK;
+    switch (a->cfg.strategy) {
+    case KV_CONTIGUOUS: st = kv_contiguous_check(a, err); break;
+    case KV_CHUNK_POOL: st = kv_chunk_check(a, err); break;
+    case KV_PAGED: st = kv_paged_check(a, err); break;
+    case KV_COMPRESSED: st = kv_compressed_check(a, err); break;
+    case KV_N_STRATEGIES: break;
+    }
+    if (st != KV_OK)
+        return st;
+    kv_mem_breakdown b;
+    kv_alloc_breakdown(a, NULL, &b);
+    uint64_t sum = b.token_bytes + b.reserved_bytes + b.internal_frag_bytes +
+                   b.external_frag_bytes + b.free_bytes;
+    if (sum != b.pool_bytes)
+        return kv_errorf(err, KV_CORRUPT,
+                         "breakdown: categories sum to %llu, pool is %llu (token %llu reserved "
+                         "%llu internal %llu external %llu free %llu)",
+                         (unsigned long long)sum, (unsigned long long)b.pool_bytes,
+                         (unsigned long long)b.token_bytes, (unsigned long long)b.reserved_bytes,
+                         (unsigned long long)b.internal_frag_bytes,
+                         (unsigned long long)b.external_frag_bytes,
+                         (unsigned long long)b.free_bytes);
+    return KV_OK;
+}

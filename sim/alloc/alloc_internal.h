@@ -1,0 +1,145 @@
+/* alloc_internal.h — the allocator's state, shared by alloc.c (dispatch) and the strategy files.
+ * Nothing outside sim/alloc/ includes this.
+ *
+ * One struct kv_alloc holds the common part (config, sequence slots, counters) and a union of
+ * the strategy states. Each strategy file defines kv_<strategy>_<op> functions; alloc.c calls
+ * them from one switch per operation.
+ */
+#ifndef KV_ALLOC_INTERNAL_H
+#define KV_ALLOC_INTERNAL_H
+
+#include "alloc.h"
+#include "buddy.h"
+#include "holes.h"
+#include "prefix_index.h"
+
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct kv_seq {
+    uint8_t state;         /* kv_seq_state */
+    uint32_t tokens;       /* logical tokens */
+    uint32_t final_tokens; /* expected final length, for the breakdown */
+    uint32_t next_free;    /* slot free list, while KV_SEQ_FREE */
+    uint64_t host_bytes;   /* bytes in the host tier, while KV_SEQ_SWAPPED */
+    union {
+        struct {
+            uint32_t start, cap; /* token slots [start, start + cap) */
+        } ext;
+        struct {
+            uint32_t n_chunks; /* per tensor */
+        } ch;
+        struct {
+            uint32_t n_blocks;  /* table length (logical blocks, dropped ones included) */
+            uint32_t n_dropped; /* entries set to KV_BLOCK_NONE by the window */
+        } pg;
+    } u;
+} kv_seq;
+
+typedef struct kv_contig {
+    uint32_t n_units; /* token slots in the pool */
+    kv_holes holes;   /* first-fit and best-fit */
+    kv_buddy buddy;   /* buddy */
+} kv_contig;
+
+typedef struct kv_chunkpool {
+    uint32_t n_chunks;     /* physical chunks in the pool */
+    uint32_t n_tensors;    /* chunk series per sequence */
+    uint32_t chunk_tokens; /* tokens one chunk holds for one series */
+    uint32_t stride;       /* max chunks per series */
+    uint64_t series_token_bytes;
+    uint32_t *free_stack, n_free;
+    uint32_t *lists; /* seq s, series t, index i: lists[(s * n_tensors + t) * stride + i] */
+    uint8_t *mark;   /* checker scratch, one per chunk */
+} kv_chunkpool;
+
+typedef struct kv_paged {
+    uint32_t block_tokens, n_blocks;
+    uint64_t block_bytes;
+    uint32_t *refcnt;
+    uint32_t *fill;                     /* tokens written in the block */
+    uint64_t *hash;                     /* chained prefix hash, when cached[b] */
+    uint8_t *cached;                    /* registered in the prefix index */
+    uint32_t *free_stack, n_free_stack; /* free blocks holding no cached prefix */
+    uint32_t *lru_prev, *lru_next;      /* free blocks holding a cached prefix, LRU first */
+    uint32_t lru_head, lru_tail, n_lru;
+    kv_prefix_index index;
+    uint32_t *tables;      /* seq s: tables[s * stride ...] */
+    uint32_t stride;       /* max blocks per sequence */
+    uint64_t filled_slots; /* sum of fill over allocated blocks */
+    uint32_t *want;        /* breakdown scratch, one per block */
+    uint32_t *touched;     /* breakdown scratch, one per sequence slot */
+    uint32_t *hits;        /* admission scratch, one per table entry */
+    uint32_t *check_ref;   /* checker scratch, one per block */
+} kv_paged;
+
+struct kv_alloc {
+    kv_alloc_config cfg;
+    uint64_t token_bytes;        /* one token as stored */
+    uint64_t native_token_bytes; /* one token at the model's native dtype */
+    kv_seq *seqs;
+    uint32_t free_slot; /* head of the free slot list */
+    uint32_t n_resident, n_swapped;
+    uint64_t host_used_bytes;
+    uint64_t metadata_bytes;
+    kv_alloc_stats stats;
+    union {
+        kv_contig contig;
+        kv_chunkpool chunk;
+        kv_paged paged; /* paged and compressed */
+    } u;
+};
+
+/* ------------------------------------------------------------------ common helpers --- */
+
+/* Take a free sequence slot (KV_SEQ_NONE when none) / give one back. */
+kv_seq_id kv_alloc_slot_take(kv_alloc *a);
+void kv_alloc_slot_give(kv_alloc *a, kv_seq_id s);
+
+/* Bytes the watermark keeps free. */
+uint64_t kv_alloc_watermark_bytes(const kv_alloc *a);
+
+/* ------------------------------------------------------------------ strategy entries --- */
+/* Preconditions checked by alloc.c before the call: ids are in range and in the right state,
+ * n_tokens > 0, lengths within max_seq_tokens. Each returns KV_OK or KV_NO_SPACE / KV_TOO_LARGE
+ * and leaves the allocator unchanged when it fails. */
+
+#define KV_STRATEGY_OPS(p)                                                                         \
+    kv_status kv_##p##_init(kv_alloc *a, kv_err *err);                                             \
+    void kv_##p##_fini(kv_alloc *a);                                                               \
+    bool kv_##p##_can_admit(const kv_alloc *a, const kv_admit_req *req);                           \
+    kv_status kv_##p##_admit(kv_alloc *a, kv_seq_id s, const kv_admit_req *req,                    \
+                             uint32_t *cached_tokens);                                             \
+    kv_status kv_##p##_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens);                        \
+    kv_status kv_##p##_fork(kv_alloc *a, kv_seq_id parent, kv_seq_id child);                       \
+    void kv_##p##_free(kv_alloc *a, kv_seq_id s);                                                  \
+    kv_status kv_##p##_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st);                      \
+    kv_status kv_##p##_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st);                       \
+    void kv_##p##_placement(const kv_alloc *a, kv_seq_id s, kv_placement *out);                    \
+    void kv_##p##_breakdown(const kv_alloc *a, const kv_admit_req *waiting,                        \
+                            kv_mem_breakdown *out);                                                \
+    kv_status kv_##p##_check(const kv_alloc *a, kv_err *err);
+
+KV_STRATEGY_OPS(contiguous)
+KV_STRATEGY_OPS(chunk)
+KV_STRATEGY_OPS(paged)
+KV_STRATEGY_OPS(compressed)
+
+/* Paged internals that compressed builds on (paged.c). */
+kv_status kv_paged_init_blocks(kv_alloc *a, uint64_t token_bytes, kv_err *err);
+/* Drop present block `index` of s (the window moved past it). */
+void kv_paged_drop_block(kv_alloc *a, kv_seq_id s, uint32_t index);
+/* Fork by copying every present block (no sharing). KV_OK or KV_NO_SPACE. */
+kv_status kv_paged_fork_copy(kv_alloc *a, kv_seq_id parent, kv_seq_id child);
+
+/* Token policy (compressed.c): tokens whose KV is kept, and the logical end up to which blocks
+ * exist, for a sequence of `tokens` logical tokens. Plain paged keeps everything. */
+uint32_t kv_compressed_kept_tokens(const kv_alloc *a, uint32_t tokens);
+uint32_t kv_compressed_stored_end(const kv_alloc *a, uint32_t tokens);
+uint32_t kv_compressed_first_kept_block(const kv_alloc *a, uint32_t tokens);
+/* Blocks the window never drops (those holding sink tokens); 0 for other policies. */
+uint32_t kv_compressed_sink_blocks(const kv_alloc *a);
+/* An upper bound (exact but for at most one block under window) on the blocks a sequence
+ * holds at once during a life ending at final_tokens. */
+uint32_t kv_compressed_peak_blocks(const kv_alloc *a, uint32_t final_tokens);
+
+#endif

@@ -1,0 +1,659 @@
+/* paged.c — fixed-size blocks and per-sequence block tables (vLLM PagedAttention, SGLang).
+ *
+ * Algorithm (Kwon et al., "Efficient Memory Management for Large Language Model Serving with
+ * PagedAttention", SOSP 2023): the pool is n_blocks blocks of block_tokens token slots. A
+ * sequence's block table lists its blocks in logical order; a sequence of t tokens holds
+ * ceil(t / block_tokens) blocks, so at most one block per sequence is partly filled.
+ *   - Free blocks: a stack of blocks holding nothing reusable, and an LRU list of free blocks
+ *     still holding a cached prefix. Allocation pops the stack first and evicts the least
+ *     recently freed cached block only when the stack is empty. Both O(1).
+ *   - Sharing: blocks carry reference counts. Fork copies the parent's table and bumps the
+ *     counts. Appending into a shared, partly filled last block first copies it (copy-on-write,
+ *     counted in stats.n_cow and copy_bytes); full shared blocks are never written again.
+ *   - Prefix caching: a full prompt block is registered under a chained hash
+ *     h_i = mix(h_{i-1}, content_i), so equal hashes mean equal content after an equal prefix
+ *     (vLLM's block hash, SGLang's radix tree flattened). Admission walks the prompt's blocks
+ *     and shares every leading block found; a freed cached block keeps its hash until evicted.
+ *     Freeing returns a table's blocks last-first, so a sequence's tail is evicted before its
+ *     head, which other prompts are likelier to share (as vLLM v1 does).
+ *   - Watermark: admission leaves watermark x pool free for the running sequences to grow into.
+ * The compressed strategy (compressed.c) reuses all of this with smaller blocks and a token
+ * policy that drops blocks or stops growth; kv_compressed_stored_end() and friends tell this
+ * file where a sequence's blocks end. For plain paged they are the identity.
+ *
+ * Invariants (kv_paged_check): reference counts equal the number of table entries naming each
+ * block; every block is referenced, on the free stack or on the LRU list, exactly one of them;
+ * cached blocks and the prefix index agree both ways; each block's fill is what its position in
+ * every table that names it implies; filled_slots sums the fill of referenced blocks.
+ *
+ * Glossary: bt = block_tokens; fill = tokens written in a block; stored end = the logical
+ * position up to which a sequence's blocks exist; LRU = the cached free blocks, oldest first.
+ */
+#include "alloc_internal.h"
+#include "hostmem.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------ */
+
+#define REF_MARK_FREE 0x80000000u
+#define REF_MARK_LRU  0x40000000u
+#define HASH_ROOT     0x6b76736d2d6b7631ull /* "kvsm-kv1" */
+
+/* ------------------------------------------------------------------------------------------ */
+
+static bool is_compressed(const kv_alloc *a)
+{
+    return a->cfg.strategy == KV_COMPRESSED;
+}
+
+static uint32_t stored_end(const kv_alloc *a, uint32_t tokens)
+{
+    return is_compressed(a) ? kv_compressed_stored_end(a, tokens) : tokens;
+}
+
+static uint32_t kept_tokens(const kv_alloc *a, uint32_t tokens)
+{
+    return is_compressed(a) ? kv_compressed_kept_tokens(a, tokens) : tokens;
+}
+
+/* Blocks a sequence ever holds at once, over a life that ends at final_tokens. */
+static uint32_t peak_blocks(const kv_alloc *a, uint32_t final_tokens)
+{
+    return is_compressed(a)
+               ? kv_compressed_peak_blocks(a, final_tokens)
+               : (final_tokens + a->u.paged.block_tokens - 1) / a->u.paged.block_tokens;
+}
+
+static uint32_t blocks_for(const kv_paged *p, uint32_t tokens)
+{
+    return (uint32_t)(((uint64_t)tokens + p->block_tokens - 1) / p->block_tokens);
+}
+
+static uint32_t *table_of(const kv_paged *p, kv_seq_id s)
+{
+    return p->tables + (size_t)s * p->stride;
+}
+
+/* Tokens block i of a sequence holds when its blocks end at `end`. */
+static uint32_t fill_at(const kv_paged *p, uint32_t end, uint32_t i)
+{
+    uint64_t first = (uint64_t)i * p->block_tokens;
+    KV_ASSERT(end > first);
+    return end - first < p->block_tokens ? (uint32_t)(end - first) : p->block_tokens;
+}
+
+static uint32_t n_free(const kv_paged *p)
+{
+    return p->n_free_stack + p->n_lru;
+}
+
+/* splitmix64's finalizer: a bijection with full avalanche. */
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+
+static uint64_t chain_hash(uint64_t parent, uint64_t content)
+{
+    return mix64(mix64(parent) ^ content);
+}
+
+static void lru_remove(kv_paged *p, uint32_t b)
+{
+    if (p->lru_prev[b] != KV_BLOCK_NONE)
+        p->lru_next[p->lru_prev[b]] = p->lru_next[b];
+    else
+        p->lru_head = p->lru_next[b];
+    if (p->lru_next[b] != KV_BLOCK_NONE)
+        p->lru_prev[p->lru_next[b]] = p->lru_prev[b];
+    else
+        p->lru_tail = p->lru_prev[b];
+    p->n_lru--;
+}
+
+static void lru_push_tail(kv_paged *p, uint32_t b)
+{
+    p->lru_next[b] = KV_BLOCK_NONE;
+    p->lru_prev[b] = p->lru_tail;
+    if (p->lru_tail != KV_BLOCK_NONE)
+        p->lru_next[p->lru_tail] = b;
+    else
+        p->lru_head = b;
+    p->lru_tail = b;
+    p->n_lru++;
+}
+
+/* A free block, referenced once, empty. Precondition: n_free > 0. */
+static uint32_t block_take(kv_alloc *a)
+{
+    kv_paged *p = &a->u.paged;
+    uint32_t b;
+    if (p->n_free_stack > 0) {
+        b = p->free_stack[--p->n_free_stack];
+    } else {
+        b = p->lru_head;
+        KV_ASSERT(b != KV_BLOCK_NONE);
+        lru_remove(p, b);
+        kv_prefix_index_remove(&p->index, p->hash[b]);
+        p->cached[b] = 0;
+        a->stats.n_evictions++;
+    }
+    KV_ASSERT(p->refcnt[b] == 0);
+    p->refcnt[b] = 1;
+    p->fill[b] = 0;
+    return b;
+}
+
+static void block_incref(kv_paged *p, uint32_t b)
+{
+    if (p->refcnt[b] == 0) { /* a cached free block comes back into use */
+        KV_ASSERT(p->cached[b]);
+        lru_remove(p, b);
+        p->filled_slots += p->fill[b];
+    }
+    p->refcnt[b]++;
+}
+
+static void block_decref(kv_paged *p, uint32_t b)
+{
+    KV_ASSERT(p->refcnt[b] > 0);
+    if (--p->refcnt[b] > 0)
+        return;
+    p->filled_slots -= p->fill[b];
+    if (p->cached[b])
+        lru_push_tail(p, b);
+    else
+        p->free_stack[p->n_free_stack++] = b;
+}
+
+/* Drop every present block of s, last first. */
+static void release_all(kv_alloc *a, kv_seq_id s)
+{
+    kv_paged *p = &a->u.paged;
+    const uint32_t *t = table_of(p, s);
+    for (uint32_t i = a->seqs[s].u.pg.n_blocks; i-- > 0;)
+        if (t[i] != KV_BLOCK_NONE)
+            block_decref(p, t[i]);
+}
+
+static uint32_t present_blocks(const kv_seq *q)
+{
+    return q->u.pg.n_blocks - q->u.pg.n_dropped;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+kv_status kv_paged_init_blocks(kv_alloc *a, uint64_t token_bytes, kv_err *err)
+{
+    kv_paged *p = &a->u.paged;
+    const kv_alloc_config *c = &a->cfg;
+    a->token_bytes = token_bytes;
+    p->block_tokens = c->paged.block_tokens;
+    p->block_bytes = (uint64_t)p->block_tokens * token_bytes;
+    uint64_t n = c->pool_bytes / p->block_bytes;
+    if (n >= (1u << 30))
+        return kv_errorf(err, KV_ERR_INPUT, "block_tokens: %llu blocks in the pool, at most 2^30",
+                         (unsigned long long)n);
+    p->n_blocks = (uint32_t)n;
+    p->stride = blocks_for(p, c->max_seq_tokens);
+    size_t nb = (size_t)p->n_blocks + 1, table_entries = (size_t)c->max_seqs * p->stride;
+    p->refcnt = kv_hostmem_zalloc(nb, sizeof *p->refcnt);
+    p->fill = kv_hostmem_zalloc(nb, sizeof *p->fill);
+    p->hash = kv_hostmem_zalloc(nb, sizeof *p->hash);
+    p->cached = kv_hostmem_zalloc(nb, 1);
+    p->free_stack = kv_hostmem_zalloc(nb, sizeof *p->free_stack);
+    p->lru_prev = kv_hostmem_zalloc(nb, sizeof *p->lru_prev);
+    p->lru_next = kv_hostmem_zalloc(nb, sizeof *p->lru_next);
+    p->tables = kv_hostmem_zalloc(table_entries, sizeof *p->tables);
+    p->want = kv_hostmem_zalloc(nb, sizeof *p->want);
+    p->touched = kv_hostmem_zalloc(c->max_seqs, sizeof *p->touched);
+    p->hits = kv_hostmem_zalloc(p->stride, sizeof *p->hits);
+    p->check_ref = kv_hostmem_zalloc(nb, sizeof *p->check_ref);
+    kv_status st = KV_ERR_NOMEM;
+    if (p->refcnt && p->fill && p->hash && p->cached && p->free_stack && p->lru_prev &&
+        p->lru_next && p->tables && p->want && p->touched && p->hits && p->check_ref)
+        st = kv_prefix_index_init(&p->index, c->paged.prefix_caching ? p->n_blocks : 1);
+    if (st != KV_OK) {
+        kv_paged_fini(a);
+        return st;
+    }
+    /* Block 0 on top of the stack: the first sequence gets blocks 0, 1, 2, ... */
+    for (uint32_t i = 0; i < p->n_blocks; i++)
+        p->free_stack[i] = p->n_blocks - 1 - i;
+    p->n_free_stack = p->n_blocks;
+    p->lru_head = p->lru_tail = KV_BLOCK_NONE;
+    a->metadata_bytes += nb * (4 * sizeof(uint32_t) + sizeof(uint64_t) + 1) +
+                         table_entries * sizeof *p->tables +
+                         ((uint64_t)c->max_seqs + p->stride) * sizeof(uint32_t) +
+                         kv_prefix_index_metadata_bytes(&p->index);
+    return KV_OK;
+}
+
+kv_status kv_paged_init(kv_alloc *a, kv_err *err)
+{
+    return kv_paged_init_blocks(a, a->native_token_bytes, err);
+}
+
+void kv_paged_fini(kv_alloc *a)
+{
+    kv_paged *p = &a->u.paged;
+    free(p->refcnt);
+    free(p->fill);
+    free(p->hash);
+    free(p->cached);
+    free(p->free_stack);
+    free(p->lru_prev);
+    free(p->lru_next);
+    free(p->tables);
+    free(p->want);
+    free(p->touched);
+    free(p->hits);
+    free(p->check_ref);
+    kv_prefix_index_fini(&p->index);
+    *p = (kv_paged){0};
+}
+
+/* Admission plan: which leading prompt blocks are cached, and how many blocks must be new. */
+typedef struct admit_plan {
+    uint32_t n_table;     /* table length */
+    uint32_t n_hits;      /* leading blocks found in the prefix cache */
+    uint32_t n_hits_free; /* of those, blocks now on the LRU list */
+    uint32_t n_new;       /* blocks to take from the free pool */
+    uint32_t n_query;     /* full prompt blocks with a content id */
+    uint64_t hash_after_hits;
+} admit_plan;
+
+/* Plan admitting req; hit block ids are written to hits[0 .. n_hits). */
+static void plan_admit(const kv_alloc *a, const kv_admit_req *req, uint32_t *hits, admit_plan *pl)
+{
+    const kv_paged *p = &a->u.paged;
+    uint32_t end = stored_end(a, req->prompt_tokens);
+    *pl = (admit_plan){.n_table = blocks_for(p, end), .hash_after_hits = HASH_ROOT};
+    uint32_t first_kept =
+        is_compressed(a) ? kv_compressed_first_kept_block(a, req->prompt_tokens) : 0;
+    uint32_t sink_blocks = is_compressed(a) ? kv_compressed_sink_blocks(a) : 0;
+    uint32_t dropped = first_kept > sink_blocks ? first_kept - sink_blocks : 0;
+    if (a->cfg.paged.prefix_caching && req->block_content != NULL) {
+        uint32_t n_full = req->prompt_tokens / p->block_tokens;
+        pl->n_query = req->n_block_content < n_full ? req->n_block_content : n_full;
+        uint64_t h = HASH_ROOT;
+        for (uint32_t i = 0; i < pl->n_query; i++) {
+            uint64_t next = chain_hash(h, req->block_content[i]);
+            uint32_t b = kv_prefix_index_find(&p->index, next);
+            if (b == KV_INDEX_NONE)
+                break;
+            hits[pl->n_hits++] = b;
+            pl->n_hits_free += p->refcnt[b] == 0;
+            h = next;
+        }
+        pl->hash_after_hits = h;
+    }
+    pl->n_new = pl->n_table - dropped - pl->n_hits;
+}
+
+bool kv_paged_can_admit(const kv_alloc *a, const kv_admit_req *req)
+{
+    const kv_paged *p = &a->u.paged;
+    if (peak_blocks(a, req->final_tokens) > p->n_blocks)
+        return false;
+    admit_plan pl;
+    plan_admit(a, req, p->hits, &pl);
+    uint32_t avail = n_free(p) - pl.n_hits_free;
+    if (pl.n_new > avail)
+        return false;
+    return (uint64_t)(avail - pl.n_new) * p->block_bytes >= kv_alloc_watermark_bytes(a);
+}
+
+kv_status kv_paged_admit(kv_alloc *a, kv_seq_id s, const kv_admit_req *req, uint32_t *cached_tokens)
+{
+    kv_paged *p = &a->u.paged;
+    if (peak_blocks(a, req->final_tokens) > p->n_blocks)
+        return KV_TOO_LARGE;
+    uint32_t *t = table_of(p, s);
+    admit_plan pl;
+    plan_admit(a, req, t, &pl);
+    if (pl.n_new > n_free(p) - pl.n_hits_free)
+        return KV_NO_SPACE;
+
+    for (uint32_t i = 0; i < pl.n_hits; i++) /* take the hits before evicting anything */
+        block_incref(p, t[i]);
+    a->stats.prefix_query_blocks += pl.n_query;
+    a->stats.prefix_hit_blocks += pl.n_hits;
+
+    uint32_t end = stored_end(a, req->prompt_tokens);
+    uint32_t first_kept =
+        is_compressed(a) ? kv_compressed_first_kept_block(a, req->prompt_tokens) : 0;
+    uint32_t sink_blocks = is_compressed(a) ? kv_compressed_sink_blocks(a) : 0;
+    uint64_t h = pl.hash_after_hits;
+    uint32_t n_dropped = 0;
+    for (uint32_t i = pl.n_hits; i < pl.n_table; i++) {
+        if (i >= sink_blocks && i < first_kept) {
+            t[i] = KV_BLOCK_NONE;
+            n_dropped++;
+            continue;
+        }
+        uint32_t b = block_take(a);
+        p->fill[b] = fill_at(p, end, i);
+        p->filled_slots += p->fill[b];
+        t[i] = b;
+        if (i < pl.n_query) {
+            h = chain_hash(h, req->block_content[i]);
+            if (kv_prefix_index_find(&p->index, h) == KV_INDEX_NONE) {
+                kv_prefix_index_insert(&p->index, h, b);
+                p->hash[b] = h;
+                p->cached[b] = 1;
+            }
+        }
+    }
+    a->seqs[s].u.pg.n_blocks = pl.n_table;
+    a->seqs[s].u.pg.n_dropped = n_dropped;
+    *cached_tokens = pl.n_hits * p->block_tokens;
+    return KV_OK;
+}
+
+kv_status kv_paged_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
+{
+    kv_paged *p = &a->u.paged;
+    kv_seq *q = &a->seqs[s];
+    uint32_t *t = table_of(p, s);
+    uint32_t old_end = stored_end(a, q->tokens), new_end = stored_end(a, q->tokens + n_tokens);
+    uint32_t have = q->u.pg.n_blocks, want = blocks_for(p, new_end);
+    /* A window moving past blocks frees them before the new tokens need room: the engine
+     * writes new tokens and forgets old ones in the same step. Entries [drop_from, drop_to)
+     * end up KV_BLOCK_NONE, existing ones freed and new ones never allocated. */
+    uint32_t drop_from = 0, drop_to = 0;
+    if (is_compressed(a)) {
+        drop_from = kv_compressed_sink_blocks(a) + q->u.pg.n_dropped;
+        drop_to = kv_compressed_first_kept_block(a, q->tokens + n_tokens);
+        if (drop_to < drop_from)
+            drop_to = drop_from;
+    }
+    uint32_t last = have > 0 ? t[have - 1] : KV_BLOCK_NONE;
+    bool last_dropped = have > 0 && have - 1 >= drop_from && have - 1 < drop_to;
+    bool grows_last = !last_dropped && new_end > old_end && last != KV_BLOCK_NONE &&
+                      p->fill[last] < p->block_tokens;
+    bool cow = grows_last && p->refcnt[last] > 1;
+    uint32_t freed = 0, skipped = 0;
+    for (uint32_t i = drop_from; i < drop_to; i++) {
+        if (i < have)
+            freed += p->refcnt[t[i]] == 1;
+        else if (i < want)
+            skipped++;
+    }
+    if ((uint64_t)(want - have - skipped) + cow > (uint64_t)n_free(p) + freed)
+        return KV_NO_SPACE;
+
+    for (uint32_t i = drop_from; i < drop_to && i < have; i++)
+        kv_paged_drop_block(a, s, i);
+    if (cow) {
+        uint32_t b = block_take(a);
+        p->fill[b] = p->fill[last];
+        p->filled_slots += p->fill[b];
+        a->stats.n_cow++;
+        a->stats.copy_bytes += (uint64_t)p->fill[last] * a->token_bytes;
+        block_decref(p, last);
+        t[have - 1] = last = b;
+    }
+    if (grows_last) {
+        uint32_t add = p->block_tokens - p->fill[last];
+        if (add > new_end - old_end)
+            add = new_end - old_end;
+        p->fill[last] += add;
+        p->filled_slots += add;
+    }
+    for (uint32_t i = have; i < want; i++) {
+        if (i >= drop_from && i < drop_to) {
+            t[i] = KV_BLOCK_NONE;
+            q->u.pg.n_dropped++;
+            continue;
+        }
+        uint32_t b = block_take(a);
+        p->fill[b] = fill_at(p, new_end, i);
+        p->filled_slots += p->fill[b];
+        t[i] = b;
+    }
+    q->u.pg.n_blocks = want;
+    q->tokens += n_tokens;
+    return KV_OK;
+}
+
+kv_status kv_paged_fork(kv_alloc *a, kv_seq_id parent, kv_seq_id child)
+{
+    kv_paged *p = &a->u.paged;
+    const kv_seq *q = &a->seqs[parent];
+    const uint32_t *pt = table_of(p, parent);
+    uint32_t *ct = table_of(p, child);
+    for (uint32_t i = 0; i < q->u.pg.n_blocks; i++) {
+        ct[i] = pt[i];
+        if (pt[i] != KV_BLOCK_NONE)
+            block_incref(p, pt[i]);
+    }
+    a->seqs[child].u.pg = q->u.pg;
+    return KV_OK;
+}
+
+kv_status kv_paged_fork_copy(kv_alloc *a, kv_seq_id parent, kv_seq_id child)
+{
+    kv_paged *p = &a->u.paged;
+    const kv_seq *q = &a->seqs[parent];
+    if (present_blocks(q) > n_free(p))
+        return KV_NO_SPACE;
+    const uint32_t *pt = table_of(p, parent);
+    uint32_t *ct = table_of(p, child);
+    for (uint32_t i = 0; i < q->u.pg.n_blocks; i++) {
+        ct[i] = KV_BLOCK_NONE;
+        if (pt[i] == KV_BLOCK_NONE)
+            continue;
+        uint32_t b = block_take(a);
+        p->fill[b] = p->fill[pt[i]];
+        p->filled_slots += p->fill[b];
+        a->stats.copy_bytes += (uint64_t)p->fill[b] * a->token_bytes;
+        ct[i] = b;
+    }
+    a->seqs[child].u.pg = q->u.pg;
+    return KV_OK;
+}
+
+void kv_paged_free(kv_alloc *a, kv_seq_id s)
+{
+    release_all(a, s);
+}
+
+kv_status kv_paged_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
+{
+    const kv_paged *p = &a->u.paged;
+    uint64_t n = present_blocks(&a->seqs[s]), bytes = n * p->block_bytes;
+    if (a->host_used_bytes + bytes > a->cfg.host_pool_bytes)
+        return KV_NO_SPACE;
+    release_all(a, s); /* table entries stay: non-NONE marks a block to bring back */
+    *st = (kv_swap_stats){.bytes = bytes, .n_copies = n * kv_shape_n_tensors(&a->cfg.shape)};
+    return KV_OK;
+}
+
+kv_status kv_paged_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
+{
+    kv_paged *p = &a->u.paged;
+    kv_seq *q = &a->seqs[s];
+    uint32_t n = present_blocks(q), end = stored_end(a, q->tokens);
+    if (n > n_free(p))
+        return KV_NO_SPACE;
+    uint32_t *t = table_of(p, s);
+    for (uint32_t i = 0; i < q->u.pg.n_blocks; i++) {
+        if (t[i] == KV_BLOCK_NONE)
+            continue;
+        uint32_t b = block_take(a);
+        p->fill[b] = fill_at(p, end, i);
+        p->filled_slots += p->fill[b];
+        t[i] = b;
+    }
+    *st = (kv_swap_stats){.bytes = (uint64_t)n * p->block_bytes,
+                          .n_copies = (uint64_t)n * kv_shape_n_tensors(&a->cfg.shape)};
+    return KV_OK;
+}
+
+void kv_paged_drop_block(kv_alloc *a, kv_seq_id s, uint32_t i)
+{
+    kv_paged *p = &a->u.paged;
+    uint32_t *t = table_of(p, s);
+    KV_ASSERT(i < a->seqs[s].u.pg.n_blocks && t[i] != KV_BLOCK_NONE);
+    block_decref(p, t[i]);
+    t[i] = KV_BLOCK_NONE;
+    a->seqs[s].u.pg.n_dropped++;
+    a->stats.n_window_drops++;
+}
+
+void kv_paged_placement(const kv_alloc *a, kv_seq_id s, kv_placement *out)
+{
+    const kv_paged *p = &a->u.paged;
+    out->kind = KV_PLACE_BLOCKS;
+    out->block_table = table_of(p, s);
+    out->n_blocks = a->seqs[s].u.pg.n_blocks;
+    out->block_tokens = p->block_tokens;
+    out->block_bytes = p->block_bytes;
+}
+
+void kv_paged_breakdown(const kv_alloc *a, const kv_admit_req *waiting, kv_mem_breakdown *out)
+{
+    (void)waiting; /* any free block serves any request: no external fragmentation */
+    const kv_paged *p = &a->u.paged;
+    uint64_t dead = 0, res = 0;
+    uint32_t n_touched = 0;
+    for (uint32_t s = 0; s < a->cfg.max_seqs; s++) {
+        const kv_seq *q = &a->seqs[s];
+        if (q->state != KV_SEQ_RESIDENT)
+            continue;
+        /* Slots of present blocks holding tokens the policy no longer keeps (window). */
+        uint64_t stored = stored_end(a, q->tokens);
+        dead += stored - (uint64_t)q->u.pg.n_dropped * p->block_tokens - kept_tokens(a, q->tokens);
+        /* The last block fills up to where the sequence's stored end will be at its final
+         * length; with a shared partial block, the sharer that goes furthest decides. */
+        uint32_t i = q->u.pg.n_blocks - 1, b = table_of(p, s)[i];
+        uint32_t future_end =
+            stored_end(a, q->final_tokens > q->tokens ? q->final_tokens : q->tokens);
+        uint32_t w = fill_at(p, future_end > stored ? future_end : (uint32_t)stored, i);
+        if (p->want[b] == 0)
+            p->touched[n_touched++] = b;
+        if (w > p->want[b])
+            p->want[b] = w;
+    }
+    for (uint32_t k = 0; k < n_touched; k++) {
+        uint32_t b = p->touched[k];
+        res += p->want[b] > p->fill[b] ? p->want[b] - p->fill[b] : 0;
+        p->want[b] = 0;
+    }
+    uint64_t tb = a->token_bytes;
+    uint64_t held_slots = (uint64_t)(p->n_blocks - n_free(p)) * p->block_tokens;
+    uint64_t token_slots = p->filled_slots - dead;
+    out->token_bytes = token_slots * tb;
+    out->reserved_bytes = res * tb;
+    out->internal_frag_bytes = (held_slots - token_slots - res) * tb;
+    out->external_frag_bytes = a->cfg.pool_bytes - (uint64_t)p->n_blocks * p->block_bytes;
+    out->free_bytes = (uint64_t)n_free(p) * p->block_bytes;
+    out->cached_free_bytes = (uint64_t)p->n_lru * p->block_bytes;
+}
+
+kv_status kv_paged_check(const kv_alloc *a, kv_err *err)
+{
+    const kv_paged *p = &a->u.paged;
+    uint32_t *ref = p->check_ref;
+    memset(ref, 0, (size_t)p->n_blocks * sizeof *ref);
+    for (uint32_t s = 0; s < a->cfg.max_seqs; s++) {
+        const kv_seq *q = &a->seqs[s];
+        if (q->state == KV_SEQ_FREE)
+            continue;
+        uint32_t end = stored_end(a, q->tokens);
+        if (q->u.pg.n_blocks != blocks_for(p, end) || q->u.pg.n_dropped > q->u.pg.n_blocks)
+            return kv_errorf(err, KV_CORRUPT,
+                             "paged: seq %u has %u blocks (%u dropped) for %u "
+                             "stored tokens",
+                             s, q->u.pg.n_blocks, q->u.pg.n_dropped, end);
+        const uint32_t *t = table_of(p, s);
+        uint32_t n_none = 0;
+        for (uint32_t i = 0; i < q->u.pg.n_blocks; i++) {
+            if (t[i] == KV_BLOCK_NONE) {
+                n_none++;
+                continue;
+            }
+            if (q->state == KV_SEQ_SWAPPED)
+                continue; /* stale ids marking blocks to bring back */
+            if (t[i] >= p->n_blocks)
+                return kv_errorf(err, KV_CORRUPT, "paged: seq %u block %u is %u", s, i, t[i]);
+            if (p->fill[t[i]] != fill_at(p, end, i))
+                return kv_errorf(err, KV_CORRUPT,
+                                 "paged: seq %u block %u (id %u) fill %u, expected %u", s, i, t[i],
+                                 p->fill[t[i]], fill_at(p, end, i));
+            ref[t[i]]++;
+        }
+        if (n_none != q->u.pg.n_dropped)
+            return kv_errorf(err, KV_CORRUPT, "paged: seq %u has %u dropped entries, counter %u", s,
+                             n_none, q->u.pg.n_dropped);
+        if (q->u.pg.n_blocks > 0 && t[q->u.pg.n_blocks - 1] == KV_BLOCK_NONE)
+            return kv_errorf(err, KV_CORRUPT, "paged: seq %u dropped its last block", s);
+        if (q->state == KV_SEQ_SWAPPED &&
+            q->host_bytes != (uint64_t)present_blocks(q) * p->block_bytes)
+            return kv_errorf(err, KV_CORRUPT, "paged: swapped seq %u holds %llu host bytes", s,
+                             (unsigned long long)q->host_bytes);
+    }
+    uint64_t filled = 0;
+    uint32_t n_cached = 0;
+    for (uint32_t b = 0; b < p->n_blocks; b++) {
+        if (ref[b] != p->refcnt[b])
+            return kv_errorf(err, KV_CORRUPT,
+                             "paged: block %u refcount %u, tables name it %u "
+                             "times",
+                             b, p->refcnt[b], ref[b]);
+        if (ref[b] > 0)
+            filled += p->fill[b];
+        if (p->cached[b]) {
+            n_cached++;
+            if (kv_prefix_index_find(&p->index, p->hash[b]) != b)
+                return kv_errorf(err, KV_CORRUPT, "paged: cached block %u not in the index", b);
+        }
+    }
+    if (filled != p->filled_slots)
+        return kv_errorf(err, KV_CORRUPT, "paged: filled slots %llu, counter %llu",
+                         (unsigned long long)filled, (unsigned long long)p->filled_slots);
+    if (n_cached != p->index.n_used)
+        return kv_errorf(err, KV_CORRUPT, "paged: %u cached blocks, index holds %u", n_cached,
+                         p->index.n_used);
+    if (p->n_free_stack + p->n_lru > p->n_blocks)
+        return kv_errorf(err, KV_CORRUPT, "paged: %u + %u free of %u blocks", p->n_free_stack,
+                         p->n_lru, p->n_blocks);
+    for (uint32_t i = 0; i < p->n_free_stack; i++) {
+        uint32_t b = p->free_stack[i];
+        if (b >= p->n_blocks || ref[b] != 0 || p->cached[b])
+            return kv_errorf(err, KV_CORRUPT,
+                             "paged: free stack entry %u = block %u (refs %u, "
+                             "cached %u)",
+                             i, b, b < p->n_blocks ? ref[b] : 0,
+                             b < p->n_blocks ? p->cached[b] : 0);
+        ref[b] = REF_MARK_FREE;
+    }
+    uint32_t n = 0;
+    for (uint32_t b = p->lru_head, prev = KV_BLOCK_NONE; b != KV_BLOCK_NONE;
+         prev = b, b = p->lru_next[b]) {
+        if (b >= p->n_blocks || ++n > p->n_lru || p->lru_prev[b] != prev || ref[b] != 0 ||
+            !p->cached[b])
+            return kv_errorf(err, KV_CORRUPT, "paged: LRU list broken at block %u", b);
+        ref[b] = REF_MARK_LRU;
+        if (p->lru_next[b] == KV_BLOCK_NONE && p->lru_tail != b)
+            return kv_errorf(err, KV_CORRUPT, "paged: LRU tail is %u, list ends at %u", p->lru_tail,
+                             b);
+    }
+    if (n != p->n_lru)
+        return kv_errorf(err, KV_CORRUPT, "paged: LRU holds %u, counter %u", n, p->n_lru);
+    for (uint32_t b = 0; b < p->n_blocks; b++)
+        if (ref[b] == 0)
+            return kv_errorf(err, KV_CORRUPT, "paged: block %u is neither used nor free", b);
+    for (uint32_t b = 0; b < p->n_blocks; b++)
+        if (p->want[b] != 0)
+            return kv_errorf(err, KV_CORRUPT, "paged: breakdown scratch dirty at block %u", b);
+    return kv_prefix_index_check(&p->index, err);
+}

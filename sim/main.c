@@ -1,0 +1,43 @@
+/* main.c — the kvsim command line: dispatch to a subcommand.
+ *
+ * Exit codes: 0 success, 1 a run failed (environment, resources), 2 bad usage or bad input.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+
+/* ------------------------------------------------------------------------------------------ */
+
+#define KVSIM_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "kvsim %s — KV-cache memory strategies under a continuous-batching LLM server\n"
+            "\n"
+            "usage: kvsim COMMAND [ARGS]\n"
+            "\n"
+            "commands:\n"
+            "  bench alloc   nanoseconds per append, fork and free for every strategy\n"
+            "\n"
+            "strategies: contiguous, chunk-pool, paged, compressed\n"
+            "Run `kvsim COMMAND --help` for a command's options.\n",
+            KVSIM_VERSION);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("kvsim %s\n", KVSIM_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "bench") == 0)
+        return kv_bench_main(argc - 1, argv + 1);
+    fprintf(stderr, "kvsim: unknown command '%s' (try kvsim --help)\n", argv[1]);
+    return 2;
+}
