@@ -15,8 +15,8 @@ BUILD   ?= build
 CFLAGS  ?= -O2 -g
 
 KV_CFLAGS   := -std=c11 -Wall -Wextra -Wpedantic -Werror -MMD -MP
-KV_CPPFLAGS := -Isim -Isim/alloc -D_POSIX_C_SOURCE=200809L
-KV_LDLIBS   := -lgsl -lgslcblas -lm
+KV_CPPFLAGS := -Isim -Isim/alloc -Itraces -Iworkloads -D_POSIX_C_SOURCE=200809L
+KV_LDLIBS   := -lcsv -ljansson -linih -lz -lgsl -lgslcblas -lm
 TEST_LDLIBS := -lcmocka
 
 DEB_PKGS := libgsl-dev libcsv-dev libcmocka-dev gnuplot-nox libjansson-dev libinih-dev \
@@ -26,13 +26,16 @@ DEB_PKGS := libgsl-dev libcsv-dev libcmocka-dev gnuplot-nox libjansson-dev libin
 STRESS_OPS ?= 100000
 
 ALLOC_SRC := $(wildcard sim/alloc/*.c)
+LIB_SRC   := $(wildcard traces/*.c workloads/*.c)
 KVSIM_SRC := $(wildcard sim/*.c)
 TEST_SRC  := $(wildcard tests/test_*.c)
 
 ALLOC_OBJ := $(ALLOC_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 KVSIM_OBJ := $(KVSIM_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIBALLOC  := $(BUILD)/libkvalloc.a
+LIBKV     := $(BUILD)/libkvsim.a
 KVSIM     := $(BUILD)/kvsim
 
 .PHONY: all run test check bench gpu gpu-test gpu-build-check deps clean format
@@ -51,13 +54,19 @@ $(LIBALLOC): $(ALLOC_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(KVSIM): $(KVSIM_OBJ) $(LIBALLOC)
+# Everything but main: traces, workloads and the simulator's modules, for kvsim and the tests.
+$(LIBKV): $(LIB_OBJ) $(filter-out $(BUILD)/sim/main.o,$(KVSIM_OBJ))
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(KVSIM): $(BUILD)/sim/main.o $(LIBKV) $(LIBALLOC)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(KV_LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBALLOC)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBKV) $(LIBALLOC)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LDLIBS) $(KV_LDLIBS)
 
--include $(ALLOC_OBJ:.o=.d) $(KVSIM_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(ALLOC_OBJ:.o=.d) $(LIB_OBJ:.o=.d) $(KVSIM_OBJ:.o=.d) $(TEST_BIN:=.d)
 
 # ------------------------------------------------------------------------------------------
 # Until the engine lands (issue #4), the main job is the allocator benchmark.

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "cli_trace.h"
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -19,7 +20,9 @@ static void usage(FILE *f)
             "usage: kvsim COMMAND [ARGS]\n"
             "\n"
             "commands:\n"
-            "  bench alloc   nanoseconds per append, fork and free for every strategy\n"
+            "  trace stats FILE...      size, span, rate, token quantiles, prefix reuse\n"
+            "  trace convert IN OUT     rewrite a trace in the native format\n"
+            "  bench alloc              nanoseconds per append, fork and free per strategy\n"
             "\n"
             "strategies: contiguous, chunk-pool, paged, compressed\n"
             "Run `kvsim COMMAND --help` for a command's options.\n",
@@ -36,6 +39,8 @@ int main(int argc, char **argv)
         printf("kvsim %s\n", KVSIM_VERSION);
         return 0;
     }
+    if (strcmp(argv[1], "trace") == 0)
+        return kv_cli_trace_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0)
         return kv_bench_main(argc - 1, argv + 1);
     fprintf(stderr, "kvsim: unknown command '%s' (try kvsim --help)\n", argv[1]);

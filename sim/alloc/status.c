@@ -17,6 +17,7 @@ const char *kv_status_str(kv_status s)
     case KV_ERR_INPUT: return "bad input";
     case KV_ERR_IO: return "i/o error";
     case KV_ERR_NOMEM: return "out of host memory";
+    case KV_EOF: return "end of input";
     }
     return "unknown status";
 }
