@@ -38,7 +38,7 @@ LIBALLOC  := $(BUILD)/libkvalloc.a
 LIBKV     := $(BUILD)/libkvsim.a
 KVSIM     := $(BUILD)/kvsim
 
-.PHONY: all run test check bench gpu gpu-test gpu-build-check deps clean format
+.PHONY: all run test check bench gpu gpu-test gpu-build-check deps clean format fuzz
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -90,12 +90,41 @@ test: deps
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
 check: deps
+	@$(MAKE) --no-print-directory deps DEB_PKGS="clang libclang-rt-14-dev"
 	@$(MAKE) --no-print-directory test BUILD=$(BUILD)/san CFLAGS="$(SAN_FLAGS)" \
 	  LDFLAGS="$(LDFLAGS) -fsanitize=address,undefined" STRESS_OPS=1000000
+	@$(MAKE) --no-print-directory fuzz
+
+# ------------------------------------------------------------------------------------------
+# libFuzzer targets, one per trace reader, each run FUZZ_SECONDS on its seed corpus in
+# tests/fuzz/<format>/ (inputs that once crashed stay there as regression cases).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_FORMATS := native azure burstgpt mooncake
+FUZZ_BIN     := $(FUZZ_FORMATS:%=$(BUILD)/fuzz/fuzz_%)
+FUZZ_SRC     := traces/reader.c sim/alloc/status.c
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz_reader.c $(FUZZ_SRC) traces/reader.h sim/alloc/status.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  $(KV_CPPFLAGS) $(CPPFLAGS) -DFUZZ_FORMAT=KV_TRACE_$(shell echo $* | tr a-z A-Z) \
+	  tests/fuzz_reader.c $(FUZZ_SRC) -o $@ $(LDFLAGS) -lcsv -ljansson -lz
+
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_FORMATS); do \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$f; \
+	  echo "fuzz: $$f reader for $(FUZZ_SECONDS) s"; \
+	  $(BUILD)/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -max_len=4096 -print_final_stats=0 -artifact_prefix=$(BUILD)/fuzz/crash-$$f- \
+	    $(BUILD)/fuzz/corpus-$$f tests/fuzz/$$f 2>$(BUILD)/fuzz/$$f.log \
+	    || { tail -40 $(BUILD)/fuzz/$$f.log; echo "fuzz: $$f reader failed (input in $(BUILD)/fuzz/)"; exit 1; }; \
+	  grep -E '^#[0-9]+.*DONE' $(BUILD)/fuzz/$$f.log | tail -1; \
+	done
 
 bench: deps
 	@$(MAKE) --no-print-directory all
 	./$(KVSIM) bench alloc
+	./$(KVSIM) bench trace
 
 # ------------------------------------------------------------------------------------------
 # CUDA parts: built when nvcc is present, skipped with a plain message otherwise.

@@ -16,12 +16,17 @@
 #include "bench.h"
 
 #include <gsl/gsl_rng.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "alloc.h"
+#include "cli.h"
+#include "reader.h"
+#include "writer.h"
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -61,7 +66,10 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: kvsim bench alloc [--live N] [--rounds N] [--seed N]\n"
                "  Nanoseconds per append, fork and free for every strategy, with up to N\n"
-               "  (default 2048) live sequences of a Llama-3-8B-shaped KV in a 54 GiB pool.\n");
+               "  (default 2048) live sequences of a Llama-3-8B-shaped KV in a 54 GiB pool.\n"
+               "usage: kvsim bench trace [--rows N] [--seed N]\n"
+               "  Rows per second of every reader on the bundled traces and on a generated\n"
+               "  native trace of N rows (default 10 million), plain and gzip, in $TMPDIR.\n");
 }
 
 static int run_case(const bench_case *bc, uint32_t live, uint32_t rounds, const uint32_t *prompt,
@@ -136,42 +144,147 @@ static int run_case(const bench_case *bc, uint32_t live, uint32_t rounds, const 
 
 /* ------------------------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------ bench trace --- */
+
+/* Read path to the end; rows/s and MB/s of the file as stored. */
+static int time_reader(const char *label, const char *path)
+{
+    kv_trace *t = NULL;
+    kv_err err = {{0}};
+    double t0 = now_ns();
+    kv_status st = kv_trace_open(path, NULL, &t, &err);
+    kv_request r;
+    uint64_t rows = 0, tokens = 0;
+    while (st == KV_OK && (st = kv_trace_next(t, &r, &err)) == KV_OK) {
+        rows++;
+        tokens += r.prompt_tokens; /* use the rows, so nothing is optimized away */
+    }
+    double dt = (now_ns() - t0) / 1e9;
+    kv_trace_close(&t);
+    if (st != KV_EOF) {
+        fprintf(stderr, "kvsim bench: %s\n", err.msg);
+        return 1;
+    }
+    FILE *f = fopen(path, "rb");
+    long bytes = 0;
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        bytes = ftell(f);
+        fclose(f);
+    }
+    printf("%-34s %10llu %8.3f %12.0f %9.1f  (%llu prompt tokens)\n", label,
+           (unsigned long long)rows, dt, (double)rows / dt, (double)bytes / dt / 1e6,
+           (unsigned long long)tokens);
+    return 0;
+}
+
+/* A native trace of n rows: Poisson arrivals at 100/s, lognormal prompt and output lengths. */
+static int write_synthetic(const char *path, uint64_t n, unsigned long seed)
+{
+    kv_trace_writer *w = NULL;
+    kv_err err = {{0}};
+    if (kv_trace_writer_open(path, 0, &w, &err) != KV_OK) {
+        fprintf(stderr, "kvsim bench: %s\n", err.msg);
+        return 1;
+    }
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, seed);
+    double t = 0;
+    kv_status st = KV_OK;
+    for (uint64_t i = 0; i < n && st == KV_OK; i++) {
+        t += -log(1.0 - gsl_rng_uniform(rng)) / 100.0;
+        double u1 = gsl_rng_uniform_pos(rng), u2 = gsl_rng_uniform_pos(rng);
+        kv_request r = {.t_arrival_us = (int64_t)(t * 1e6),
+                        .prompt_tokens = 1 + (uint32_t)(u1 * u1 * 4000),
+                        .output_tokens = (uint32_t)(u2 * 600), .n_samples = 1, .beam_width = 1};
+        st = kv_trace_write(w, &r, &err);
+    }
+    gsl_rng_free(rng);
+    if (st == KV_OK)
+        st = kv_trace_writer_close(&w, &err);
+    else
+        kv_trace_writer_close(&w, NULL);
+    if (st != KV_OK) {
+        fprintf(stderr, "kvsim bench: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static int bench_trace(uint64_t rows, unsigned long seed)
+{
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char plain[512], gz[512];
+    snprintf(plain, sizeof plain, "%s/kvsim-bench-%llu.csv", tmp, (unsigned long long)rows);
+    snprintf(gz, sizeof gz, "%s/kvsim-bench-%llu.csv.gz", tmp, (unsigned long long)rows);
+    double t0 = now_ns();
+    if (write_synthetic(plain, rows, seed) != 0)
+        return 1;
+    double t_plain = (now_ns() - t0) / 1e9;
+    t0 = now_ns();
+    if (write_synthetic(gz, rows, seed) != 0)
+        return 1;
+    double t_gz = (now_ns() - t0) / 1e9;
+    printf("kvsim bench trace: one core, reading to the end (writing: %.0f rows/s plain, %.0f "
+           "rows/s gzip)\n",
+           (double)rows / t_plain, (double)rows / t_gz);
+    printf("%-34s %10s %8s %12s %9s\n", "trace", "rows", "seconds", "rows/s", "MB/s");
+    static const char *const bundled[] = {"traces/data/azure2023_conv.csv",
+                                          "traces/data/azure2023_code.csv",
+                                          "traces/data/mooncake_synthetic_trace.jsonl"};
+    int rc = 0;
+    for (size_t i = 0; i < 3 && rc == 0; i++)
+        rc = time_reader(bundled[i] + strlen("traces/data/"), bundled[i]);
+    char label[64];
+    snprintf(label, sizeof label, "native %lluM rows", (unsigned long long)rows / 1000000);
+    if (rc == 0)
+        rc = time_reader(label, plain);
+    snprintf(label, sizeof label, "native %lluM rows, gzip", (unsigned long long)rows / 1000000);
+    if (rc == 0)
+        rc = time_reader(label, gz);
+    remove(plain);
+    remove(gz);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
 int kv_bench_main(int argc, char **argv)
 {
-    uint32_t live = 2048, rounds = 32;
-    unsigned long seed = 1;
-    if (argc < 2 || strcmp(argv[1], "alloc") != 0) {
-        usage(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
-        return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
+    uint64_t live = 2048, rounds = 32, rows = 10000000, seed = 1;
+    bool is_alloc = argc >= 2 && strcmp(argv[1], "alloc") == 0;
+    bool is_trace = argc >= 2 && strcmp(argv[1], "trace") == 0;
+    if (!is_alloc && !is_trace) {
+        bool help = argc >= 2 && strcmp(argv[1], "--help") == 0;
+        usage(help ? stdout : stderr);
+        return help ? KV_EXIT_OK : KV_EXIT_USAGE;
     }
     for (int i = 2; i < argc; i++) {
-        char *end = NULL;
+        const char *v;
         if (strcmp(argv[i], "--help") == 0) {
             usage(stdout);
-            return 0;
+            return KV_EXIT_OK;
         }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "kvsim bench: %s needs a value\n", argv[i]);
-            return 2;
-        }
-        unsigned long v = strtoul(argv[i + 1], &end, 10);
-        if (*argv[i + 1] == '\0' || *end != '\0' || v == 0 || v > 1000000) {
-            fprintf(stderr, "kvsim bench: %s: expected an integer in 1..1000000, got \"%s\"\n",
-                    argv[i], argv[i + 1]);
-            return 2;
-        }
-        if (strcmp(argv[i], "--live") == 0)
-            live = (uint32_t)v;
-        else if (strcmp(argv[i], "--rounds") == 0)
-            rounds = (uint32_t)v;
-        else if (strcmp(argv[i], "--seed") == 0)
-            seed = v;
+        if (!(v = kv_cli_value("bench", argc, argv, &i)))
+            return KV_EXIT_USAGE;
+        bool ok;
+        if (is_alloc && strcmp(argv[i - 1], "--live") == 0)
+            ok = kv_cli_u64("bench", "--live", v, 1, 1000000, &live);
+        else if (is_alloc && strcmp(argv[i - 1], "--rounds") == 0)
+            ok = kv_cli_u64("bench", "--rounds", v, 1, 1000000, &rounds);
+        else if (is_trace && strcmp(argv[i - 1], "--rows") == 0)
+            ok = kv_cli_u64("bench", "--rows", v, 1, 1000000000, &rows);
+        else if (strcmp(argv[i - 1], "--seed") == 0)
+            ok = kv_cli_u64("bench", "--seed", v, 0, UINT32_MAX, &seed);
         else {
-            fprintf(stderr, "kvsim bench: unknown option %s\n", argv[i]);
-            return 2;
+            fprintf(stderr, "kvsim bench: unknown option %s\n", argv[i - 1]);
+            return KV_EXIT_USAGE;
         }
-        i++;
+        if (!ok)
+            return KV_EXIT_USAGE;
     }
+    if (is_trace)
+        return bench_trace(rows, (unsigned long)seed);
 
     uint32_t *prompt = malloc(sizeof *prompt * live), *final = malloc(sizeof *final * live);
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
@@ -186,14 +299,14 @@ int kv_bench_main(int argc, char **argv)
     }
     gsl_rng_free(rng);
 
-    printf("kvsim bench alloc: Llama-3-8B KV (128 KiB/token), 54 GiB pool, up to %u live "
-           "sequences, %u append rounds, seed %lu\n",
-           live, rounds, seed);
+    printf("kvsim bench alloc: Llama-3-8B KV (128 KiB/token), 54 GiB pool, up to %llu live "
+           "sequences, %llu append rounds, seed %llu\n",
+           (unsigned long long)live, (unsigned long long)rounds, (unsigned long long)seed);
     printf("%-28s %6s %9s %6s %9s %6s %9s %9s %9s\n", "strategy", "live", "append_ns", "ok",
            "fork_ns", "ok", "free_ns", "tokens", "meta_MiB");
     int rc = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0] && rc == 0; i++)
-        rc = run_case(&cases[i], live, rounds, prompt, final);
+        rc = run_case(&cases[i], (uint32_t)live, (uint32_t)rounds, prompt, final);
     free(prompt);
     free(final);
     return rc;
