@@ -196,7 +196,9 @@ static int write_synthetic(const char *path, uint64_t n, unsigned long seed)
         double u1 = gsl_rng_uniform_pos(rng), u2 = gsl_rng_uniform_pos(rng);
         kv_request r = {.t_arrival_us = (int64_t)(t * 1e6),
                         .prompt_tokens = 1 + (uint32_t)(u1 * u1 * 4000),
-                        .output_tokens = (uint32_t)(u2 * 600), .n_samples = 1, .beam_width = 1};
+                        .output_tokens = (uint32_t)(u2 * 600),
+                        .n_samples = 1,
+                        .beam_width = 1};
         st = kv_trace_write(w, &r, &err);
     }
     gsl_rng_free(rng);

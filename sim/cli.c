@@ -24,8 +24,8 @@ bool kv_cli_u64(const char *cmd, const char *opt, const char *s, uint64_t lo, ui
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (*s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < lo || v > hi) {
-        fprintf(stderr, "kvsim %s: option %s: expected an integer in %llu..%llu, got \"%s\"\n",
-                cmd, opt, (unsigned long long)lo, (unsigned long long)hi, s);
+        fprintf(stderr, "kvsim %s: option %s: expected an integer in %llu..%llu, got \"%s\"\n", cmd,
+                opt, (unsigned long long)lo, (unsigned long long)hi, s);
         return false;
     }
     *out = v;

@@ -30,14 +30,13 @@ static void usage_stats(FILE *f)
 
 static void usage_convert(FILE *f)
 {
-    fprintf(f,
-            "usage: kvsim trace convert IN OUT [--format F] [--skip-bad-rows]\n"
-            "                           [--time-scale X] [--limit N] [--window A:B]\n"
-            "  Rewrite IN in the native format (OUT ending in .gz is compressed).\n"
-            "  --window A:B  keep arrivals in [A, B) seconds from the trace's origin, shifted\n"
-            "                to start at 0\n"
-            "  --time-scale X  multiply arrival times by X (0.5 doubles the rate)\n"
-            "  --limit N     keep at most N rows\n");
+    fprintf(f, "usage: kvsim trace convert IN OUT [--format F] [--skip-bad-rows]\n"
+               "                           [--time-scale X] [--limit N] [--window A:B]\n"
+               "  Rewrite IN in the native format (OUT ending in .gz is compressed).\n"
+               "  --window A:B  keep arrivals in [A, B) seconds from the trace's origin, shifted\n"
+               "                to start at 0\n"
+               "  --time-scale X  multiply arrival times by X (0.5 doubles the rate)\n"
+               "  --limit N     keep at most N rows\n");
 }
 
 static void usage(FILE *f)

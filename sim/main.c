@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "cli_gen.h"
 #include "cli_trace.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -22,7 +23,8 @@ static void usage(FILE *f)
             "commands:\n"
             "  trace stats FILE...      size, span, rate, token quantiles, prefix reuse\n"
             "  trace convert IN OUT     rewrite a trace in the native format\n"
-            "  bench alloc              nanoseconds per append, fork and free per strategy\n"
+            "  gen SPEC -o OUT          generate a synthetic workload (workloads/*.ini)\n"
+            "  bench alloc|trace        allocator costs, trace reader speed\n"
             "\n"
             "strategies: contiguous, chunk-pool, paged, compressed\n"
             "Run `kvsim COMMAND --help` for a command's options.\n",
@@ -41,6 +43,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "trace") == 0)
         return kv_cli_trace_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "gen") == 0)
+        return kv_cli_gen_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0)
         return kv_bench_main(argc - 1, argv + 1);
     fprintf(stderr, "kvsim: unknown command '%s' (try kvsim --help)\n", argv[1]);

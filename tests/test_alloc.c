@@ -128,7 +128,7 @@ static void test_placement_kind_follows_strategy(void **state)
         assert_int_equal(p.n_tokens, 9);
         assert_int_equal(p.token_bytes, kv_alloc_token_bytes(a));
         /* stored capacity covers the tokens */
-        uint64_t cap_tokens = p.kind == KV_PLACE_EXTENT  ? p.capacity_bytes / p.token_bytes
+        uint64_t cap_tokens = p.kind == KV_PLACE_EXTENT   ? p.capacity_bytes / p.token_bytes
                               : p.kind == KV_PLACE_BLOCKS ? (uint64_t)p.n_blocks * p.block_tokens
                                                           : (uint64_t)p.n_chunks * p.chunk_tokens;
         assert_true(cap_tokens >= 9);

@@ -256,11 +256,16 @@ static void test_writer_round_trips_plain_and_gzip(void **state)
             uint32_t nh = t_range(&g, 0, 8);
             for (uint32_t j = 0; j < nh; j++)
                 hashes[j] = t_next(&g);
-            kv_request r = {.t_arrival_us = i * 1000, .prompt_tokens = t_range(&g, 1, 9000),
-                            .output_tokens = t_range(&g, 0, 900), .n_samples = t_range(&g, 1, 4),
-                            .beam_width = 1, .priority = (int32_t)t_range(&g, 0, 4) - 2,
-                            .session_id = t_next(&g), .prefix_block_tokens = 16,
-                            .n_prefix_hashes = nh, .prefix_hashes = hashes};
+            kv_request r = {.t_arrival_us = i * 1000,
+                            .prompt_tokens = t_range(&g, 1, 9000),
+                            .output_tokens = t_range(&g, 0, 900),
+                            .n_samples = t_range(&g, 1, 4),
+                            .beam_width = 1,
+                            .priority = (int32_t)t_range(&g, 0, 4) - 2,
+                            .session_id = t_next(&g),
+                            .prefix_block_tokens = 16,
+                            .n_prefix_hashes = nh,
+                            .prefix_hashes = hashes};
             assert_int_equal(kv_trace_write(w, &r, &e), KV_OK);
         }
         assert_int_equal(kv_trace_writer_close(&w, &e), KV_OK);
@@ -329,8 +334,9 @@ static void test_bad_json_lines_name_line_and_key(void **state)
     expect_error(put("key.jsonl", "{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 1, "
                                   "\"color\": 3}\n"),
                  "unknown key 'color'", NULL, NULL);
-    expect_error(put("back.jsonl", "{\"timestamp\": 9, \"input_length\": 5, \"output_length\": 1}\n"
-                                   "{\"timestamp\": 3, \"input_length\": 5, \"output_length\": 1}\n"),
+    expect_error(put("back.jsonl",
+                     "{\"timestamp\": 9, \"input_length\": 5, \"output_length\": 1}\n"
+                     "{\"timestamp\": 3, \"input_length\": 5, \"output_length\": 1}\n"),
                  "back.jsonl:2", "backwards", NULL);
 }
 
@@ -393,8 +399,8 @@ static void test_stats_quantiles_are_nearest_rank(void **state)
     kv_trace_stats *s;
     assert_int_equal(kv_trace_stats_create(&s), KV_OK);
     for (uint32_t i = 1; i <= 100; i++) {
-        kv_request r = {.t_arrival_us = i * 10000, .prompt_tokens = i, .output_tokens = 2 * i,
-                        .n_samples = 1};
+        kv_request r = {
+            .t_arrival_us = i * 10000, .prompt_tokens = i, .output_tokens = 2 * i, .n_samples = 1};
         assert_int_equal(kv_trace_stats_add(s, &r), KV_OK);
     }
     kv_trace_summary m;

@@ -55,7 +55,7 @@ typedef struct queued {
 /* The row being assembled by the CSV callbacks. */
 typedef struct row {
     uint32_t n_fields;
-    bool bad;            /* a field failed; msg holds why */
+    bool bad; /* a field failed; msg holds why */
     char msg[KV_ERR_MSG_BYTES];
     kv_request req;
     size_t hash_off;
@@ -108,17 +108,17 @@ struct kv_trace {
 
 static const char *const format_names[] = {"auto", "native", "azure", "burstgpt", "mooncake"};
 
-static const char *const native_optional[] = {"session_id", "n", "beam_width", "priority",
-                                              "prefix_block_tokens", "prefix_hashes"};
-static const role native_optional_roles[] = {R_SESSION, R_N,         R_BEAM,
+static const char *const native_optional[] = {
+    "session_id", "n", "beam_width", "priority", "prefix_block_tokens", "prefix_hashes"};
+static const role native_optional_roles[] = {R_SESSION,  R_N,         R_BEAM,
                                              R_PRIORITY, R_PREFIX_BT, R_PREFIX_HASHES};
-static const uint32_t native_optional_fields[] = {KV_FIELD_SESSION,  KV_FIELD_N,
-                                                  KV_FIELD_BEAM,     KV_FIELD_PRIORITY,
-                                                  KV_FIELD_PREFIX,   KV_FIELD_PREFIX};
+static const uint32_t native_optional_fields[] = {KV_FIELD_SESSION, KV_FIELD_N,
+                                                  KV_FIELD_BEAM,    KV_FIELD_PRIORITY,
+                                                  KV_FIELD_PREFIX,  KV_FIELD_PREFIX};
 
 static const char *const azure_cols[] = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"};
 static const role azure_roles[] = {R_AZURE_TIME, R_PROMPT, R_OUTPUT};
-static const char *const burst_cols[] = {"Timestamp",    "Model",        "Request tokens",
+static const char *const burst_cols[] = {"Timestamp",       "Model",        "Request tokens",
                                          "Response tokens", "Total tokens", "Log Type"};
 static const role burst_roles[] = {R_BURST_TIME, R_IGNORE, R_PROMPT, R_OUTPUT, R_IGNORE, R_IGNORE};
 
@@ -234,8 +234,8 @@ static bool parse_azure_time(const char *s, size_t len, int64_t *out)
     if (len > 19 && (s[19] != '.' || !parse_frac_us(s + 20, len - 20, &frac_us)))
         return false;
     int64_t days = days_from_civil((int64_t)y, (unsigned)mo, (unsigned)d);
-    *out = ((days * 24 + (int64_t)h) * 60 + (int64_t)mi) * 60 * 1000000 +
-           (int64_t)sec * 1000000 + frac_us;
+    *out = ((days * 24 + (int64_t)h) * 60 + (int64_t)mi) * 60 * 1000000 + (int64_t)sec * 1000000 +
+           frac_us;
     return true;
 }
 
@@ -351,8 +351,8 @@ static void resolve_header(kv_trace *t)
             }
             for (uint32_t d = 3; d < c; d++) {
                 if (t->roles[d] == native_optional_roles[k]) {
-                    snprintf(msg, sizeof msg, "%s:1: column %u: '%s' appears twice", t->path,
-                             c + 1, t->names[c]);
+                    snprintf(msg, sizeof msg, "%s:1: column %u: '%s' appears twice", t->path, c + 1,
+                             t->names[c]);
                     set_pending(t, KV_ERR_INPUT, msg);
                     return;
                 }
@@ -390,8 +390,7 @@ static void resolve_header(kv_trace *t)
 
 /* ------------------------------------------------------------------------ CSV rows --- */
 
-static void field_error(kv_trace *t, uint32_t col, const char *expected, const char *s,
-                        size_t len)
+static void field_error(kv_trace *t, uint32_t col, const char *expected, const char *s, size_t len)
 {
     row *r = &t->cur;
     if (r->bad)
@@ -525,8 +524,8 @@ static void on_row(int c, void *data)
         t->header_done = true;
         t->n_cols = r->n_fields;
         if (t->n_cols > MAX_COLS) {
-            snprintf(msg, sizeof msg, "%s:1: header has %u columns, at most %d expected",
-                     t->path, t->n_cols, MAX_COLS);
+            snprintf(msg, sizeof msg, "%s:1: header has %u columns, at most %d expected", t->path,
+                     t->n_cols, MAX_COLS);
             set_pending(t, KV_ERR_INPUT, msg);
         } else {
             resolve_header(t);
@@ -835,8 +834,8 @@ kv_status kv_trace_open(const char *path, const kv_trace_opts *opts, kv_trace **
     int c = k < t->pre_len ? t->pre[k] : -1;
     if (c == -1 && done) {
         kv_trace_close(&t);
-        return kv_errorf(err, KV_ERR_INPUT,
-                         "%s: empty file: expected a trace header or JSON lines", path);
+        return kv_errorf(err, KV_ERR_INPUT, "%s: empty file: expected a trace header or JSON lines",
+                         path);
     }
     kv_trace_format want = t->opts.format;
     if (want == KV_TRACE_MOONCAKE || (want == KV_TRACE_AUTO && (json || c == '{'))) {
@@ -855,10 +854,9 @@ kv_status kv_trace_open(const char *path, const kv_trace_opts *opts, kv_trace **
     if (t->pending == KV_OK && !t->header_done)
         set_pending(t, KV_ERR_INPUT, "");
     if (t->pending != KV_OK && (!t->header_done || t->header_bad)) {
-        kv_status st = t->pending_err.msg[0]
-                           ? kv_errorf(err, t->pending, "%s", t->pending_err.msg)
-                           : kv_errorf(err, KV_ERR_INPUT, "%s: empty file: expected a header",
-                                       path);
+        kv_status st = t->pending_err.msg[0] ? kv_errorf(err, t->pending, "%s", t->pending_err.msg)
+                                             : kv_errorf(err, KV_ERR_INPUT,
+                                                         "%s: empty file: expected a header", path);
         kv_trace_close(&t);
         return st;
     }

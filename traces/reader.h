@@ -50,13 +50,13 @@ enum {
 };
 
 typedef struct kv_request {
-    int64_t t_arrival_us;     /* microseconds from the trace's origin, never decreasing */
-    uint32_t prompt_tokens;   /* >= 1 */
-    uint32_t output_tokens;   /* >= 0 (BurstGPT's failed requests have 0) */
-    uint32_t n_samples;       /* parallel samples, >= 1 */
-    uint32_t beam_width;      /* >= 1 */
-    int32_t priority;         /* lower is more urgent; 0 by default */
-    uint64_t session_id;      /* 0 = none */
+    int64_t t_arrival_us;         /* microseconds from the trace's origin, never decreasing */
+    uint32_t prompt_tokens;       /* >= 1 */
+    uint32_t output_tokens;       /* >= 0 (BurstGPT's failed requests have 0) */
+    uint32_t n_samples;           /* parallel samples, >= 1 */
+    uint32_t beam_width;          /* >= 1 */
+    int32_t priority;             /* lower is more urgent; 0 by default */
+    uint64_t session_id;          /* 0 = none */
     uint32_t prefix_block_tokens; /* tokens per prefix hash; 0 when there are none */
     uint32_t n_prefix_hashes;
     const uint64_t *prefix_hashes; /* borrowed: valid until the next kv_trace_next */

@@ -159,8 +159,10 @@ kv_status kv_trace_stats_add(kv_trace_stats *s, const kv_request *r)
 
 void kv_trace_stats_summary(const kv_trace_stats *s, kv_trace_summary *out)
 {
-    *out = (kv_trace_summary){.rows = s->rows, .n_samples_total = s->n_samples,
-                              .prefix_refs = s->refs, .prefix_repeats = s->repeats};
+    *out = (kv_trace_summary){.rows = s->rows,
+                              .n_samples_total = s->n_samples,
+                              .prefix_refs = s->refs,
+                              .prefix_repeats = s->repeats};
     out->span_s = s->rows ? (double)(s->last_us - s->first_us) / 1e6 : 0.0;
     out->rate_per_s = out->span_s > 0 ? (double)s->rows / out->span_s : 0.0;
     out->prompt = hist_summary(&s->prompt);

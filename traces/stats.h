@@ -23,8 +23,8 @@ typedef struct kv_len_summary {
 
 typedef struct kv_trace_summary {
     uint64_t rows;
-    double span_s;        /* last arrival - first arrival */
-    double rate_per_s;    /* rows / span (0 when the span is 0) */
+    double span_s;     /* last arrival - first arrival */
+    double rate_per_s; /* rows / span (0 when the span is 0) */
     kv_len_summary prompt, output;
     uint64_t n_samples_total; /* sum of parallel samples */
     uint64_t prefix_refs;     /* prefix-hash references */

@@ -82,12 +82,11 @@ kv_status kv_trace_writer_open(const char *path, uint32_t fields, kv_trace_write
         free(w);
         return st;
     }
-    w->len = (size_t)snprintf(w->buf, BUF_BYTES, "arrival_us,prompt_tokens,output_tokens%s%s%s%s%s\n",
-                              fields & KV_FIELD_SESSION ? ",session_id" : "",
-                              fields & KV_FIELD_N ? ",n" : "",
-                              fields & KV_FIELD_BEAM ? ",beam_width" : "",
-                              fields & KV_FIELD_PRIORITY ? ",priority" : "",
-                              fields & KV_FIELD_PREFIX ? ",prefix_block_tokens,prefix_hashes" : "");
+    w->len = (size_t)snprintf(
+        w->buf, BUF_BYTES, "arrival_us,prompt_tokens,output_tokens%s%s%s%s%s\n",
+        fields & KV_FIELD_SESSION ? ",session_id" : "", fields & KV_FIELD_N ? ",n" : "",
+        fields & KV_FIELD_BEAM ? ",beam_width" : "", fields & KV_FIELD_PRIORITY ? ",priority" : "",
+        fields & KV_FIELD_PREFIX ? ",prefix_block_tokens,prefix_hashes" : "");
     *out = w;
     return KV_OK;
 }
@@ -101,8 +100,8 @@ kv_status kv_trace_write(kv_trace_writer *w, const kv_request *r, kv_err *err)
             return st;
     }
     if (need > BUF_BYTES)
-        return kv_errorf(err, KV_ERR_INPUT, "%s: a row of %u prefix hashes is too long",
-                         w->path, r->n_prefix_hashes);
+        return kv_errorf(err, KV_ERR_INPUT, "%s: a row of %u prefix hashes is too long", w->path,
+                         r->n_prefix_hashes);
     char *p = w->buf + w->len;
     p = put_i64(p, r->t_arrival_us);
     *p++ = ',';
