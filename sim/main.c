@@ -7,6 +7,7 @@
 
 #include "bench.h"
 #include "cli_gen.h"
+#include "cli_replay.h"
 #include "cli_trace.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -21,6 +22,8 @@ static void usage(FILE *f)
             "usage: kvsim COMMAND [ARGS]\n"
             "\n"
             "commands:\n"
+            "  replay TRACE --strategy S -o DIR   simulate a trace under one strategy\n"
+            "  compare TRACE [-o DIR]   every strategy on one trace, one table\n"
             "  trace stats FILE...      size, span, rate, token quantiles, prefix reuse\n"
             "  trace convert IN OUT     rewrite a trace in the native format\n"
             "  gen SPEC -o OUT          generate a synthetic workload (workloads/*.ini)\n"
@@ -41,6 +44,10 @@ int main(int argc, char **argv)
         printf("kvsim %s\n", KVSIM_VERSION);
         return 0;
     }
+    if (strcmp(argv[1], "replay") == 0)
+        return kv_cli_replay_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "compare") == 0)
+        return kv_cli_compare_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "trace") == 0)
         return kv_cli_trace_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "gen") == 0)

@@ -1,0 +1,120 @@
+/* costmodel.c — the roofline executor. Formulas in costmodel.h. */
+#include "costmodel.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct calib_ctx {
+    kv_gpu *g;
+    char why[KV_ERR_MSG_BYTES];
+} calib_ctx;
+
+static int on_calib(void *user, const char *section, const char *key, const char *v)
+{
+    calib_ctx *c = user;
+    struct {
+        const char *key;
+        double *dst, lo, hi;
+    } keys[] = {
+        {"eff_memory", &c->g->eff_memory, 1e-3, 1},
+        {"eff_compute", &c->g->eff_compute, 1e-3, 1},
+        {"step_overhead_ms", &c->g->step_overhead_ms, 0, 1e6},
+        {"copy_latency_us", &c->g->copy_latency_us, 0, 1e6},
+        {"h2d_gbps", &c->g->h2d_gbps, 1e-3, 1e5},
+        {"d2h_gbps", &c->g->d2h_gbps, 1e-3, 1e5},
+        {"map_us", &c->g->map_us, 0, 1e6},
+        {"unmap_us", &c->g->unmap_us, 0, 1e6},
+    };
+    if (strcmp(section, "calibration") != 0) /* other sections: fit reports, ignored */
+        return 1;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (strcmp(key, keys[i].key) != 0)
+            continue;
+        char *end = NULL;
+        errno = 0;
+        double d = strtod(v, &end);
+        if (*v == '\0' || *end != '\0' || errno || !isfinite(d) || d < keys[i].lo ||
+            d > keys[i].hi) {
+            snprintf(c->why, sizeof c->why, "%s: expected a number in [%g, %g], got \"%s\"", key,
+                     keys[i].lo, keys[i].hi, v);
+            return 0;
+        }
+        *keys[i].dst = d;
+        return 1;
+    }
+    snprintf(c->why, sizeof c->why, "unknown key '%s' in [calibration]", key);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+void kv_costmodel_init(kv_costmodel *cm, const kv_model *m, const kv_gpu *g, uint32_t tp,
+                       uint64_t kv_token_bytes)
+{
+    *cm = (kv_costmodel){.gpu = *g};
+    cm->active_params = m->active_params_b * 1e9 / tp;
+    cm->weight_bytes = (double)kv_model_weight_bytes(m, tp);
+    cm->kv_token_bytes = (double)kv_token_bytes;
+    uint32_t heads = (m->n_heads + tp - 1) / tp;
+    uint32_t dim = m->mla_latent_dim > 0 ? m->mla_latent_dim : m->head_dim;
+    cm->attn_flops_per_pair = 4.0 * m->n_layers * heads * dim;
+}
+
+kv_status kv_costmodel_calibrate(kv_costmodel *cm, const char *path, kv_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return kv_errorf(err, KV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    calib_ctx c = {.g = &cm->gpu};
+    int line = ini_parse_file(f, on_calib, &c);
+    fclose(f);
+    if (line != 0)
+        return kv_errorf(err, KV_ERR_INPUT, "%s:%d: %s", path, line,
+                         c.why[0] ? c.why : "not a valid INI line");
+    return KV_OK;
+}
+
+kv_step_time kv_costmodel_step(void *ctx, const kv_step_work *w)
+{
+    const kv_costmodel *cm = ctx;
+    const kv_gpu *g = &cm->gpu;
+    double flops = g->bf16_tflops * 1e12 * g->eff_compute;
+    double bw = g->hbm_tbps * 1e12 * g->eff_memory;
+    kv_step_time t = {0};
+    bool prefill = w->n_prefill > 0, decode = w->n_decode > 0;
+    if (prefill) {
+        double f = 2 * cm->active_params * (double)w->prefill_tokens +
+                   cm->attn_flops_per_pair * w->prefill_attn_tokens2;
+        double b = cm->weight_bytes + (double)w->prefill_tokens * cm->kv_token_bytes;
+        t.compute_s += fmax(f / flops, b / bw);
+    }
+    if (decode) {
+        double f = 2 * cm->active_params * w->n_decode +
+                   cm->attn_flops_per_pair * (double)w->decode_context;
+        double b = cm->weight_bytes +
+                   (double)(w->decode_context + w->n_decode) * cm->kv_token_bytes;
+        t.compute_s += fmax(f / flops, b / bw);
+    }
+    if (prefill && decode) /* weights are read once per step */
+        t.compute_s -= fmin(cm->weight_bytes / bw, t.compute_s / 2);
+    if (prefill || decode)
+        t.compute_s += g->step_overhead_ms * 1e-3;
+    t.compute_s += 2.0 * (double)w->copy_bytes / bw;
+    t.swap_s = (double)(w->swap_out_copies + w->swap_in_copies) * g->copy_latency_us * 1e-6 +
+               (double)w->swap_out_bytes / (g->d2h_gbps * 1e9) +
+               (double)w->swap_in_bytes / (g->h2d_gbps * 1e9);
+    t.map_s = ((double)w->n_maps * g->map_us + (double)w->n_unmaps * g->unmap_us) * 1e-6;
+    t.total_s = t.compute_s + t.swap_s + t.map_s;
+    return t;
+}
+
+kv_executor kv_costmodel_executor(kv_costmodel *cm)
+{
+    return (kv_executor){.ctx = cm, .step = kv_costmodel_step};
+}

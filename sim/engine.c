@@ -1,0 +1,819 @@
+/* engine.c — the continuous-batching engine. The algorithm and its rules are in engine.h.
+ *
+ * Structures: requests live in a pool addressed by index (stable across growth). The waiting
+ * and swapped queues are binary min-heaps on the arrival sequence number, so re-queued
+ * (preempted) requests take their FCFS place; the running set is an array kept in the same
+ * order, so the preemption victim, the latest arrival, is found from its end.
+ *
+ * Glossary: context = tokens a request must have computed before it decodes (its prompt, or
+ * prompt + generated after a recompute preemption); computed = how many of those are done;
+ * seqno = arrival order; req = request; seqs = its allocator sequences (one per sample).
+ */
+#include "engine.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------ */
+
+enum { R_WAITING, R_RUNNING, R_SWAPPED };
+
+typedef struct req {
+    uint64_t id, seqno;
+    double t_arrival, t_admit, t_first, t_finish;
+    uint32_t prompt, output, n;
+    uint32_t context, computed, generated;
+    uint32_t cached0, preemptions;
+    uint64_t swapped_bytes;
+    uint8_t state;
+    bool admitted_once;
+    uint64_t *content; /* allocator-block content ids of the prompt (prefix caching) */
+    uint32_t n_content;
+    kv_seq_id *seqs; /* n entries; n_seqs live */
+    uint32_t n_seqs;
+} req;
+
+typedef struct heap {
+    uint32_t *idx;
+    uint32_t len, cap;
+} heap;
+
+/* A prefill chunk scheduled in the current step. */
+typedef struct chunk {
+    uint32_t r, tokens;
+} chunk;
+
+struct kv_engine {
+    kv_engine_config ec;
+    kv_alloc *a;
+    kv_executor ex;
+    uint32_t block_tokens; /* allocator block size when prefix caching is on, else 0 */
+
+    req *reqs;
+    uint32_t n_reqs, cap_reqs;
+    uint32_t *free_reqs;
+    uint32_t n_free_reqs;
+
+    heap waiting, swapped;
+    uint32_t *running;
+    uint32_t n_running, running_seqs;
+
+    chunk *chunks; /* this step's prefills */
+    uint32_t n_chunks;
+    uint32_t *decodes; /* this step's decoding requests */
+    uint32_t n_decodes;
+
+    double now;
+    double first_arrival;
+    bool have_next, src_done;
+    kv_request next;
+    uint64_t next_id, seqno;
+    uint64_t *next_hashes; /* a copy: the source's pointer is borrowed */
+    uint32_t next_hashes_cap;
+
+    kv_step_work work;
+    uint32_t preempted_in_step;
+    kv_engine_stats st;
+};
+
+/* ------------------------------------------------------------------------------- heaps --- */
+
+static bool heap_less(const kv_engine *e, uint32_t a, uint32_t b)
+{
+    return e->reqs[a].seqno < e->reqs[b].seqno;
+}
+
+static bool heap_push(kv_engine *e, heap *h, uint32_t r)
+{
+    if (h->len == h->cap) {
+        uint32_t cap = h->cap ? h->cap * 2 : 64;
+        uint32_t *p = realloc(h->idx, cap * sizeof *p);
+        if (p == NULL)
+            return false;
+        h->idx = p;
+        h->cap = cap;
+    }
+    uint32_t i = h->len++;
+    while (i > 0 && heap_less(e, r, h->idx[(i - 1) / 2])) {
+        h->idx[i] = h->idx[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->idx[i] = r;
+    return true;
+}
+
+static uint32_t heap_pop(kv_engine *e, heap *h)
+{
+    uint32_t top = h->idx[0], last = h->idx[--h->len], i = 0;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= h->len)
+            break;
+        if (c + 1 < h->len && heap_less(e, h->idx[c + 1], h->idx[c]))
+            c++;
+        if (!heap_less(e, h->idx[c], last))
+            break;
+        h->idx[i] = h->idx[c];
+        i = c;
+    }
+    if (h->len > 0)
+        h->idx[i] = last;
+    return top;
+}
+
+/* ------------------------------------------------------------------------- requests --- */
+
+static uint32_t req_new(kv_engine *e)
+{
+    if (e->n_free_reqs > 0)
+        return e->free_reqs[--e->n_free_reqs];
+    if (e->n_reqs == e->cap_reqs) {
+        uint32_t cap = e->cap_reqs ? e->cap_reqs * 2 : 1024;
+        req *p = realloc(e->reqs, cap * sizeof *p);
+        uint32_t *f = realloc(e->free_reqs, cap * sizeof *f);
+        if (p)
+            e->reqs = p;
+        if (f)
+            e->free_reqs = f;
+        if (p == NULL || f == NULL)
+            return UINT32_MAX;
+        e->cap_reqs = cap;
+    }
+    return e->n_reqs++;
+}
+
+static void req_release(kv_engine *e, uint32_t r)
+{
+    free(e->reqs[r].content);
+    free(e->reqs[r].seqs);
+    e->reqs[r].content = NULL;
+    e->reqs[r].seqs = NULL;
+    e->free_reqs[e->n_free_reqs++] = r;
+}
+
+static void running_insert(kv_engine *e, uint32_t r)
+{
+    uint32_t i = e->n_running++;
+    while (i > 0 && e->reqs[e->running[i - 1]].seqno > e->reqs[r].seqno) {
+        e->running[i] = e->running[i - 1];
+        i--;
+    }
+    e->running[i] = r;
+    e->running_seqs += e->reqs[r].n;
+    e->reqs[r].state = R_RUNNING;
+}
+
+static void running_remove(kv_engine *e, uint32_t r)
+{
+    uint32_t i = 0;
+    while (i < e->n_running && e->running[i] != r)
+        i++;
+    KV_ASSERT(i < e->n_running);
+    memmove(e->running + i, e->running + i + 1, (e->n_running - i - 1) * sizeof *e->running);
+    e->n_running--;
+    e->running_seqs -= e->reqs[r].n;
+}
+
+static void free_seqs(kv_engine *e, req *q)
+{
+    for (uint32_t k = 0; k < q->n_seqs; k++)
+        KV_ASSERT(kv_alloc_free(e->a, q->seqs[k]) == KV_OK);
+    q->n_seqs = 0;
+}
+
+static kv_status emit(kv_engine *e, uint32_t r, kv_req_outcome outcome, const char *why,
+                      kv_observer *obs, kv_err *err)
+{
+    req *q = &e->reqs[r];
+    kv_req_record rec = {.id = q->id,
+                         .outcome = outcome,
+                         .reject_reason = why,
+                         .t_arrival_s = q->t_arrival,
+                         .t_admit_s = q->admitted_once ? q->t_admit : NAN,
+                         .t_first_token_s = q->generated > 0 ? q->t_first : NAN,
+                         .t_finish_s = outcome == KV_REQ_DONE ? q->t_finish : NAN,
+                         .prompt_tokens = q->prompt,
+                         .output_tokens = q->output,
+                         .n_samples = q->n,
+                         .cached_tokens = q->cached0,
+                         .preemptions = q->preemptions,
+                         .swapped_bytes = q->swapped_bytes};
+    if (outcome == KV_REQ_DONE) {
+        e->st.requests_done++;
+        e->st.output_tokens += (uint64_t)q->output * q->n;
+        if (q->t_finish - e->first_arrival > e->st.makespan_s)
+            e->st.makespan_s = q->t_finish - e->first_arrival;
+    } else {
+        e->st.requests_rejected++;
+    }
+    req_release(e, r);
+    return obs->on_request ? obs->on_request(obs->ctx, &rec, err) : KV_OK;
+}
+
+/* Allocator-block content ids from the trace's prefix hashes: block j of bt tokens is named by
+ * the hash blocks it overlaps and its offset in the first of them. */
+static uint64_t *content_ids(const kv_engine *e, const kv_request *r, uint32_t *n_out)
+{
+    uint32_t bt = e->block_tokens, hb = r->prefix_block_tokens;
+    *n_out = 0;
+    if (bt == 0 || hb == 0 || r->n_prefix_hashes == 0)
+        return NULL;
+    uint32_t n = r->prompt_tokens / bt;
+    uint64_t *c = malloc((size_t)(n ? n : 1) * sizeof *c);
+    if (c == NULL)
+        return NULL;
+    uint32_t k = 0;
+    for (; k < n; k++) {
+        uint64_t first = (uint64_t)k * bt, last = first + bt - 1;
+        uint64_t h0 = first / hb, h1 = last / hb;
+        if (h1 >= r->n_prefix_hashes)
+            break;
+        uint64_t x = 0x9e3779b97f4a7c15ull * (first - h0 * hb + 1);
+        for (uint64_t h = h0; h <= h1; h++) {
+            x ^= r->prefix_hashes[h] + 0x632be59bd9b4e019ull + (x << 6) + (x >> 2);
+            x *= 0xff51afd7ed558ccdull;
+        }
+        c[k] = x;
+    }
+    *n_out = k;
+    return c;
+}
+
+/* ----------------------------------------------------------------------------- source --- */
+
+static kv_status read_next(kv_engine *e, kv_source *src, kv_err *err)
+{
+    e->have_next = false;
+    if (e->src_done)
+        return KV_OK;
+    if (e->ec.max_requests && e->next_id >= e->ec.max_requests) {
+        e->src_done = true;
+        return KV_OK;
+    }
+    kv_status st = src->next(src->ctx, &e->next, err);
+    if (st == KV_EOF) {
+        e->src_done = true;
+        return KV_OK;
+    }
+    if (st != KV_OK)
+        return st;
+    if (e->next.n_prefix_hashes > e->next_hashes_cap) {
+        uint64_t *h = realloc(e->next_hashes, e->next.n_prefix_hashes * sizeof *h);
+        if (h == NULL)
+            return kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
+        e->next_hashes = h;
+        e->next_hashes_cap = e->next.n_prefix_hashes;
+    }
+    if (e->next.n_prefix_hashes)
+        memcpy(e->next_hashes, e->next.prefix_hashes,
+               e->next.n_prefix_hashes * sizeof *e->next_hashes);
+    e->next.prefix_hashes = e->next_hashes;
+    e->have_next = true;
+    return KV_OK;
+}
+
+static double arrival_s(const kv_engine *e, const kv_request *r)
+{
+    return (double)r->t_arrival_us / 1e6 / e->ec.rate_scale;
+}
+
+/* Move arrived requests into the waiting queue; reject the impossible ones at once. */
+static kv_status intake(kv_engine *e, kv_source *src, kv_observer *obs, kv_err *err)
+{
+    while (e->have_next && arrival_s(e, &e->next) <= e->now) {
+        const kv_request *in = &e->next;
+        uint32_t r = req_new(e);
+        if (r == UINT32_MAX)
+            return kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
+        req *q = &e->reqs[r];
+        uint32_t n = in->n_samples > in->beam_width ? in->n_samples : in->beam_width;
+        *q = (req){.id = e->next_id++,
+                   .seqno = e->seqno++,
+                   .t_arrival = arrival_s(e, in),
+                   .prompt = in->prompt_tokens,
+                   .output = in->output_tokens ? in->output_tokens : 1,
+                   .n = n ? n : 1,
+                   .state = R_WAITING};
+        if (e->st.requests_in++ == 0)
+            e->first_arrival = q->t_arrival;
+        q->context = q->prompt;
+        const char *why = NULL;
+        if (q->prompt >= e->ec.max_model_len)
+            why = "prompt_tokens >= max_model_len";
+        else if (!e->ec.chunked_prefill && q->prompt > e->ec.max_num_batched_tokens)
+            why = "prompt_tokens > max_num_batched_tokens without chunked prefill";
+        else if (q->n > e->ec.max_num_seqs)
+            why = "more samples than max_num_seqs";
+        if (q->prompt + q->output > e->ec.max_model_len)
+            q->output = e->ec.max_model_len - q->prompt;
+        kv_status st;
+        if (why) {
+            st = emit(e, r, KV_REQ_REJECTED, why, obs, err);
+        } else {
+            q->seqs = malloc(q->n * sizeof *q->seqs);
+            q->content = content_ids(e, in, &q->n_content);
+            if (q->seqs == NULL)
+                return kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
+            st = heap_push(e, &e->waiting, r) ? KV_OK
+                                                : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
+            e->st.prompt_tokens += q->prompt;
+        }
+        if (st == KV_OK)
+            st = read_next(e, src, err);
+        if (st != KV_OK)
+            return st;
+    }
+    return KV_OK;
+}
+
+/* ------------------------------------------------------------------------ preemption --- */
+
+/* The victim when request r needs room: the latest-arrived running request after r that has
+ * not reached max_preemptions; else r itself unless it is spared; else the latest. Never an
+ * earlier arrival: the oldest running request always makes progress. */
+static uint32_t pick_victim(const kv_engine *e, uint32_t r)
+{
+    for (uint32_t i = e->n_running; i-- > 0;) {
+        uint32_t v = e->running[i];
+        if (v == r)
+            break;
+        if (e->reqs[v].preemptions < e->ec.max_preemptions)
+            return v;
+    }
+    if (e->reqs[r].preemptions < e->ec.max_preemptions)
+        return r;
+    return e->running[e->n_running - 1];
+}
+
+static kv_status preempt(kv_engine *e, uint32_t v, kv_err *err)
+{
+    req *q = &e->reqs[v];
+    q->preemptions++;
+    e->st.preemptions++;
+    e->preempted_in_step++;
+    running_remove(e, v);
+    /* drop it from this step's decodes and prefills */
+    for (uint32_t i = 0; i < e->n_decodes; i++)
+        if (e->decodes[i] == v) {
+            e->decodes[i] = e->decodes[--e->n_decodes];
+            break;
+        }
+    bool decoding = q->computed >= q->context && q->generated > 0;
+    if (e->ec.preempt == KV_PREEMPT_SWAP && decoding) {
+        uint32_t k = 0;
+        uint64_t bytes = 0, copies = 0;
+        for (; k < q->n_seqs; k++) {
+            kv_swap_stats sw;
+            if (kv_alloc_swap_out(e->a, q->seqs[k], &sw) != KV_OK)
+                break;
+            bytes += sw.bytes;
+            copies += sw.n_copies;
+        }
+        if (k == q->n_seqs) {
+            q->state = R_SWAPPED;
+            q->swapped_bytes += bytes;
+            e->work.swap_out_bytes += bytes;
+            e->work.swap_out_copies += copies;
+            e->st.swap_outs++;
+            e->st.swap_out_bytes += bytes;
+            return heap_push(e, &e->swapped, v) ? KV_OK
+                                                : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
+        }
+        /* the host tier is full: drop everything and recompute (bytes already moved stay
+         * counted: the copies happened) */
+        e->work.swap_out_bytes += bytes;
+        e->work.swap_out_copies += copies;
+    }
+    free_seqs(e, q);
+    e->st.recomputes++;
+    q->state = R_WAITING;
+    q->context = q->prompt + q->generated;
+    q->computed = 0;
+    return heap_push(e, &e->waiting, v) ? KV_OK : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
+}
+
+/* Append one token to every sequence of running request r, preempting others as needed.
+ * Returns KV_OK, KV_NO_SPACE when r itself was preempted, or an error. */
+static kv_status grow_decode(kv_engine *e, uint32_t r, kv_err *err)
+{
+    req *q = &e->reqs[r];
+    for (uint32_t k = 0; k < q->n_seqs; k++) {
+        kv_status st;
+        while ((st = kv_alloc_append(e->a, q->seqs[k], 1)) == KV_NO_SPACE) {
+            uint32_t v = pick_victim(e, r);
+            if ((st = preempt(e, v, err)) != KV_OK)
+                return st;
+            if (v == r)
+                return KV_NO_SPACE;
+        }
+        if (st != KV_OK)
+            return kv_errorf(err, KV_CORRUPT, "engine: append to request %llu: %s",
+                             (unsigned long long)q->id, kv_status_str(st));
+    }
+    return KV_OK;
+}
+
+/* Fork the samples of r after its prefill, preempting others as needed. */
+static kv_status fork_samples(kv_engine *e, uint32_t r, kv_err *err)
+{
+    req *q = &e->reqs[r];
+    uint32_t final = q->prompt + q->output - 1;
+    while (q->n_seqs < q->n) {
+        kv_seq_id child;
+        kv_status st = kv_alloc_fork(e->a, q->seqs[0], final, &child);
+        if (st == KV_OK) {
+            q->seqs[q->n_seqs++] = child;
+            continue;
+        }
+        if (st != KV_NO_SPACE)
+            return kv_errorf(err, KV_CORRUPT, "engine: fork of request %llu: %s",
+                             (unsigned long long)q->id, kv_status_str(st));
+        uint32_t v = pick_victim(e, r);
+        if ((st = preempt(e, v, err)) != KV_OK)
+            return st;
+        if (v == r)
+            return KV_NO_SPACE;
+    }
+    return KV_OK;
+}
+
+/* ------------------------------------------------------------------------- scheduling --- */
+
+static void add_chunk(kv_engine *e, uint32_t r, uint32_t tokens)
+{
+    e->chunks[e->n_chunks++] = (chunk){r, tokens};
+}
+
+/* The step's compute work, from the final prefill and decode lists (a request preempted after
+ * it was scheduled does not compute). */
+static void tally_work(kv_engine *e)
+{
+    for (uint32_t i = 0; i < e->n_chunks; i++) {
+        const req *q = &e->reqs[e->chunks[i].r];
+        if (q->state != R_RUNNING)
+            continue;
+        double c = e->chunks[i].tokens;
+        e->work.n_prefill++;
+        e->work.prefill_tokens += e->chunks[i].tokens;
+        e->work.prefill_attn_tokens2 += c * ((double)q->computed + c / 2.0);
+    }
+    for (uint32_t i = 0; i < e->n_decodes; i++) { /* context after this step's append */
+        const req *q = &e->reqs[e->decodes[i]];
+        for (uint32_t k = 0; k < q->n_seqs; k++)
+            e->work.decode_context += kv_alloc_seq_tokens(e->a, q->seqs[k]);
+        e->work.n_decode += q->n_seqs;
+    }
+}
+
+/* Decodes of running requests, oldest first. */
+static kv_status schedule_decodes(kv_engine *e, uint32_t *budget_tok, kv_err *err)
+{
+    for (uint32_t i = 0; i < e->n_running;) {
+        uint32_t r = e->running[i];
+        req *q = &e->reqs[r];
+        if (q->computed < q->context || q->generated == 0 || *budget_tok < q->n_seqs) {
+            i++;
+            continue;
+        }
+        kv_status st = grow_decode(e, r, err);
+        if (st == KV_NO_SPACE)
+            continue; /* r left the running set: running[i] is the next one */
+        if (st != KV_OK)
+            return st;
+        e->decodes[e->n_decodes++] = r;
+        *budget_tok -= q->n_seqs;
+        i++;
+    }
+    return KV_OK;
+}
+
+/* Chunks of running prefills, oldest first. */
+static void schedule_running_prefills(kv_engine *e, uint32_t *budget_tok)
+{
+    for (uint32_t i = 0; i < e->n_running && *budget_tok > 0; i++) {
+        uint32_t r = e->running[i];
+        req *q = &e->reqs[r];
+        if (q->computed >= q->context)
+            continue;
+        uint32_t c = q->context - q->computed;
+        if (c > *budget_tok)
+            c = *budget_tok;
+        add_chunk(e, r, c);
+        *budget_tok -= c;
+    }
+}
+
+/* Swapped requests back, FCFS, while they fit. */
+static kv_status schedule_swap_ins(kv_engine *e, uint32_t *budget_tok, kv_err *err)
+{
+    while (e->swapped.len > 0) {
+        uint32_t r = e->swapped.idx[0];
+        req *q = &e->reqs[r];
+        if (e->running_seqs + q->n > e->ec.max_num_seqs || *budget_tok < q->n)
+            break;
+        uint32_t k = 0;
+        uint64_t bytes = 0, copies = 0;
+        for (; k < q->n_seqs; k++) {
+            kv_swap_stats sw;
+            if (kv_alloc_swap_in(e->a, q->seqs[k], &sw) != KV_OK)
+                break;
+            bytes += sw.bytes;
+            copies += sw.n_copies;
+        }
+        if (k < q->n_seqs) { /* not all fit: put the ones brought in back */
+            for (uint32_t j = 0; j < k; j++)
+                KV_ASSERT(kv_alloc_swap_out(e->a, q->seqs[j], NULL) == KV_OK);
+            break;
+        }
+        heap_pop(e, &e->swapped);
+        e->work.swap_in_bytes += bytes;
+        e->work.swap_in_copies += copies;
+        e->st.swap_ins++;
+        e->st.swap_in_bytes += bytes;
+        running_insert(e, r);
+        kv_status st = grow_decode(e, r, err); /* it decodes in this very step */
+        if (st == KV_NO_SPACE)
+            break;
+        if (st != KV_OK)
+            return st;
+        e->decodes[e->n_decodes++] = r;
+        *budget_tok -= q->n_seqs;
+    }
+    return KV_OK;
+}
+
+static kv_admit_req admit_req_of(const kv_engine *e, const req *q)
+{
+    kv_admit_req a = {.prompt_tokens = q->context, .final_tokens = q->prompt + q->output - 1};
+    if (q->generated == 0 && q->n_content > 0) {
+        a.block_content = q->content;
+        a.n_block_content = q->n_content;
+    }
+    (void)e;
+    return a;
+}
+
+/* Admit waiting requests FCFS. */
+static kv_status schedule_admissions(kv_engine *e, uint32_t *budget_tok, kv_observer *obs,
+                                     kv_err *err)
+{
+    while (e->waiting.len > 0 && *budget_tok > 0) {
+        uint32_t r = e->waiting.idx[0];
+        req *q = &e->reqs[r];
+        if (e->running_seqs + q->n > e->ec.max_num_seqs)
+            break;
+        bool alone = e->n_running == 0 && e->n_chunks == 0 && e->n_decodes == 0;
+        if (!e->ec.chunked_prefill && q->context > *budget_tok && !alone)
+            break;
+        kv_admit_req ar = admit_req_of(e, q);
+        if (!alone && !kv_alloc_can_admit(e->a, &ar))
+            break;
+        kv_seq_id s;
+        uint32_t cached = 0;
+        kv_status st = kv_alloc_admit(e->a, &ar, &s, &cached);
+        if (st == KV_NO_SPACE)
+            break;
+        heap_pop(e, &e->waiting);
+        if (st == KV_TOO_LARGE) {
+            if ((st = emit(e, r, KV_REQ_REJECTED, "final length exceeds the KV budget", obs,
+                           err)) != KV_OK)
+                return st;
+            continue;
+        }
+        if (st != KV_OK)
+            return kv_errorf(err, KV_CORRUPT, "engine: admit of request %llu: %s",
+                             (unsigned long long)q->id, kv_status_str(st));
+        q->seqs[0] = s;
+        q->n_seqs = 1;
+        q->computed = cached < q->context ? cached : q->context - 1;
+        if (!q->admitted_once) {
+            q->admitted_once = true;
+            q->t_admit = e->now;
+            q->cached0 = q->computed;
+            e->st.cached_tokens += q->computed;
+        }
+        running_insert(e, r);
+        uint32_t c = q->context - q->computed;
+        if (e->ec.chunked_prefill && c > *budget_tok)
+            c = *budget_tok;
+        add_chunk(e, r, c);
+        *budget_tok = c < *budget_tok ? *budget_tok - c : 0;
+    }
+    return KV_OK;
+}
+
+/* ------------------------------------------------------------------------------ a step --- */
+
+static kv_status finish(kv_engine *e, uint32_t r, kv_observer *obs, kv_err *err)
+{
+    req *q = &e->reqs[r];
+    q->t_finish = e->now;
+    running_remove(e, r);
+    free_seqs(e, q);
+    return emit(e, r, KV_REQ_DONE, NULL, obs, err);
+}
+
+static kv_status step(kv_engine *e, kv_observer *obs, kv_err *err)
+{
+    memset(&e->work, 0, sizeof e->work);
+    e->n_chunks = e->n_decodes = 0;
+    e->preempted_in_step = 0;
+    kv_alloc_stats a0 = *kv_alloc_stats_of(e->a);
+    uint32_t budget = e->ec.max_num_batched_tokens;
+    kv_status st = KV_OK;
+
+    if (e->ec.chunked_prefill) {
+        st = schedule_decodes(e, &budget, err);
+        if (st == KV_OK)
+            schedule_running_prefills(e, &budget);
+        if (st == KV_OK && e->preempted_in_step == 0)
+            st = schedule_swap_ins(e, &budget, err);
+        if (st == KV_OK && e->preempted_in_step == 0)
+            st = schedule_admissions(e, &budget, obs, err);
+    } else {
+        if (e->swapped.len == 0)
+            st = schedule_admissions(e, &budget, obs, err);
+        if (st == KV_OK && e->n_chunks == 0) {
+            st = schedule_decodes(e, &budget, err);
+            if (st == KV_OK && e->preempted_in_step == 0)
+                st = schedule_swap_ins(e, &budget, err);
+        }
+    }
+    if (st != KV_OK)
+        return st;
+    tally_work(e);
+
+    const kv_alloc_stats *a1 = kv_alloc_stats_of(e->a);
+    e->work.n_maps = a1->n_maps - a0.n_maps;
+    e->work.n_unmaps = a1->n_unmaps - a0.n_unmaps;
+    e->work.copy_bytes = a1->copy_bytes - a0.copy_bytes;
+    kv_step_time t = {0};
+    if (e->n_chunks + e->n_decodes > 0 || e->work.swap_out_bytes || e->work.n_unmaps)
+        t = e->ex.step(e->ex.ctx, &e->work);
+    double t0 = e->now;
+    e->now += t.total_s;
+
+    /* results of the step */
+    uint32_t batch = e->work.n_decode + e->work.n_prefill;
+    for (uint32_t i = 0; i < e->n_chunks && st == KV_OK; i++) {
+        uint32_t r = e->chunks[i].r;
+        req *q = &e->reqs[r];
+        if (q->state != R_RUNNING) /* preempted after its chunk was scheduled */
+            continue;
+        q->computed += e->chunks[i].tokens;
+        e->st.prefill_tokens_computed += e->chunks[i].tokens;
+        if (q->computed < q->context)
+            continue;
+        if (q->generated++ == 0)
+            q->t_first = e->now;
+        if (q->generated >= q->output)
+            st = finish(e, r, obs, err);
+        else if (q->n_seqs < q->n && (st = fork_samples(e, r, err)) == KV_NO_SPACE)
+            st = KV_OK; /* preempted itself: it will prefill again */
+    }
+    for (uint32_t i = 0; i < e->n_decodes && st == KV_OK; i++) {
+        uint32_t r = e->decodes[i];
+        req *q = &e->reqs[r];
+        if (q->state != R_RUNNING)
+            continue;
+        if (++q->generated >= q->output)
+            st = finish(e, r, obs, err);
+    }
+    if (st != KV_OK)
+        return st;
+
+    if (e->running_seqs > e->st.peak_running_seqs)
+        e->st.peak_running_seqs = e->running_seqs;
+    e->st.batch_seqs_sum += batch;
+    e->st.steps++;
+    if (obs->on_step) {
+        kv_mem_breakdown mem;
+        kv_admit_req pending;
+        bool has_pending = e->waiting.len > 0;
+        if (has_pending)
+            pending = admit_req_of(e, &e->reqs[e->waiting.idx[0]]);
+        kv_alloc_breakdown(e->a, has_pending ? &pending : NULL, &mem);
+        kv_step_record rec = {.step = e->st.steps,
+                              .t_start_s = t0,
+                              .t_end_s = e->now,
+                              .work = e->work,
+                              .time = t,
+                              .running = e->n_running,
+                              .waiting = e->waiting.len,
+                              .swapped = e->swapped.len,
+                              .batch_seqs = batch,
+                              .preempted = e->preempted_in_step,
+                              .mem = &mem};
+        st = obs->on_step(obs->ctx, &rec, err);
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+void kv_engine_config_default(kv_engine_config *c)
+{
+    *c = (kv_engine_config){.max_num_seqs = 256,
+                            .max_num_batched_tokens = 8192,
+                            .chunked_prefill = true,
+                            .preempt = KV_PREEMPT_RECOMPUTE,
+                            .max_preemptions = 8,
+                            .max_model_len = 8192,
+                            .rate_scale = 1.0};
+}
+
+kv_status kv_engine_create(const kv_engine_config *ec, const kv_alloc_config *ac, kv_executor ex,
+                           kv_engine **out, kv_err *err)
+{
+    *out = NULL;
+    if (ec->max_num_seqs == 0 || ec->max_num_batched_tokens < ec->max_num_seqs ||
+        ec->max_model_len < 2 || !(ec->rate_scale > 0))
+        return kv_errorf(err, KV_ERR_INPUT,
+                         "engine: need max_num_seqs > 0, max_num_batched_tokens >= max_num_seqs, "
+                         "rate_scale > 0 and max_model_len >= 2");
+    kv_engine *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
+    e->ec = *ec;
+    e->ex = ex;
+    kv_alloc_config c = *ac;
+    c.max_seq_tokens = ec->max_model_len;
+    c.max_seqs = 2 * ec->max_num_seqs + 1024; /* running, swapped, and forks in flight */
+    kv_status st = kv_alloc_create(&c, &e->a, err);
+    e->running = malloc(c.max_seqs * sizeof *e->running);
+    e->decodes = malloc(c.max_seqs * sizeof *e->decodes);
+    e->chunks = malloc(c.max_seqs * sizeof *e->chunks);
+    if (st == KV_OK && (!e->running || !e->decodes || !e->chunks))
+        st = kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
+    if (st != KV_OK) {
+        kv_engine_destroy(&e);
+        return st;
+    }
+    if ((c.strategy == KV_PAGED || c.strategy == KV_COMPRESSED) && c.paged.prefix_caching)
+        e->block_tokens = c.paged.block_tokens;
+    *out = e;
+    return KV_OK;
+}
+
+void kv_engine_destroy(kv_engine **ep)
+{
+    kv_engine *e = ep ? *ep : NULL;
+    if (e == NULL)
+        return;
+    for (uint32_t i = 0; i < e->n_reqs; i++) { /* requests still held (after an error) */
+        bool is_free = false;
+        for (uint32_t j = 0; j < e->n_free_reqs && !is_free; j++)
+            is_free = e->free_reqs[j] == i;
+        if (!is_free) {
+            free(e->reqs[i].content);
+            free(e->reqs[i].seqs);
+        }
+    }
+    kv_alloc_destroy(&e->a);
+    free(e->reqs);
+    free(e->free_reqs);
+    free(e->waiting.idx);
+    free(e->swapped.idx);
+    free(e->running);
+    free(e->decodes);
+    free(e->chunks);
+    free(e->next_hashes);
+    free(e);
+    *ep = NULL;
+}
+
+kv_status kv_engine_run(kv_engine *e, kv_source src, kv_observer obs, bool check_every_step,
+                        kv_err *err)
+{
+    kv_status st = read_next(e, &src, err);
+    while (st == KV_OK) {
+        if (e->n_running == 0 && e->swapped.len == 0 && e->waiting.len == 0) {
+            if (!e->have_next)
+                break;
+            double t = arrival_s(e, &e->next);
+            if (t > e->now)
+                e->now = t;
+        }
+        st = intake(e, &src, &obs, err);
+        if (st != KV_OK || (e->n_running == 0 && e->swapped.len == 0 && e->waiting.len == 0))
+            continue;
+        st = step(e, &obs, err);
+        if (st == KV_OK && check_every_step) {
+            kv_status cs = kv_alloc_check(e->a, err);
+            if (cs != KV_OK)
+                return cs;
+        }
+    }
+    return st;
+}
+
+const kv_engine_stats *kv_engine_stats_of(const kv_engine *e)
+{
+    return &e->st;
+}
+
+const kv_alloc *kv_engine_alloc(const kv_engine *e)
+{
+    return e->a;
+}
