@@ -69,10 +69,13 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBKV) $(LIBALLOC)
 -include $(ALLOC_OBJ:.o=.d) $(LIB_OBJ:.o=.d) $(KVSIM_OBJ:.o=.d) $(TEST_BIN:=.d)
 
 # ------------------------------------------------------------------------------------------
-# Until the engine lands (issue #4), the main job is the allocator benchmark.
+# The main job: every strategy on the bundled Azure conversation trace, Llama-3-8B on one H100,
+# at 3x the trace's arrival rate (results/default/README.md says why), into results/default/.
+RUN_ARGS := traces/data/azure2023_conv.csv --model Llama-3-8B --gpu H100-80GB --rate-scale 3 \
+            --max-num-seqs 1024 --no-wall-time -o results/default
 run: deps
 	@$(MAKE) --no-print-directory all
-	./$(KVSIM) bench alloc
+	./$(KVSIM) compare $(RUN_ARGS)
 
 # Every test binary; a closing "N passed, M failed" line sums cmocka's counts over all of them.
 test: deps

@@ -1,0 +1,270 @@
+/* test_engine.c — golden end-to-end runs on tiny traces whose outcome is derived by hand
+ * (admission order, preemption victim, memory breakdown at given instants, TTFT), rejection,
+ * the allocator checker at every step on real traces, and byte-identical repeated runs. */
+#include "test_util.h"
+
+#include <unistd.h>
+
+#include "cli_replay.h"
+#include "engine.h"
+
+/* ------------------------------------------------------------------------------------------ */
+
+/* An executor whose every step takes exactly one second: times are step counts. */
+static kv_step_time one_second(void *ctx, const kv_step_work *w)
+{
+    (void)ctx;
+    (void)w;
+    return (kv_step_time){.compute_s = 1.0, .total_s = 1.0};
+}
+
+/* A source over a fixed array of requests. */
+typedef struct list_src {
+    const kv_request *r;
+    size_t n, i;
+} list_src;
+
+static kv_status list_next(void *ctx, kv_request *out, kv_err *err)
+{
+    (void)err;
+    list_src *s = ctx;
+    if (s->i == s->n)
+        return KV_EOF;
+    *out = s->r[s->i++];
+    return KV_OK;
+}
+
+/* Records of one run. */
+typedef struct capture {
+    kv_req_record req[64];
+    size_t n_req;
+    kv_mem_breakdown mem_at[16]; /* after step k (1-based) */
+    uint32_t running_at[16];
+} capture;
+
+static kv_status cap_request(void *ctx, const kv_req_record *r, kv_err *err)
+{
+    (void)err;
+    capture *c = ctx;
+    c->req[c->n_req++] = *r;
+    return KV_OK;
+}
+
+static kv_status cap_step(void *ctx, const kv_step_record *s, kv_err *err)
+{
+    (void)err;
+    capture *c = ctx;
+    if (s->step < 16) {
+        c->mem_at[s->step] = *s->mem;
+        c->running_at[s->step] = s->running;
+    }
+    return KV_OK;
+}
+
+static kv_request rq(double t_s, uint32_t prompt, uint32_t output)
+{
+    return (kv_request){.t_arrival_us = (int64_t)(t_s * 1e6), .prompt_tokens = prompt,
+                        .output_tokens = output, .n_samples = 1, .beam_width = 1};
+}
+
+/* Paged, 4-token blocks of 64-byte tokens, n_blocks in the pool, no watermark. */
+static void run_paged(const kv_request *reqs, size_t n, uint32_t n_blocks, capture *c)
+{
+    kv_engine_config ec;
+    kv_engine_config_default(&ec);
+    ec.max_num_seqs = 8;
+    ec.max_num_batched_tokens = 64;
+    ec.max_model_len = 64;
+    kv_alloc_config ac = t_config(KV_PAGED, (uint64_t)n_blocks * 4);
+    ac.paged.block_tokens = 4;
+    kv_engine *e = NULL;
+    kv_err err = {{0}};
+    kv_executor ex = {.ctx = NULL, .step = one_second};
+    assert_int_equal(kv_engine_create(&ec, &ac, ex, &e, &err), KV_OK);
+    list_src src = {reqs, n, 0};
+    memset(c, 0, sizeof *c);
+    kv_observer obs = {.ctx = c, .on_request = cap_request, .on_step = cap_step};
+    kv_status st = kv_engine_run(e, (kv_source){&src, list_next}, obs, true, &err);
+    if (st != KV_OK)
+        fail_msg("run: %s", err.msg);
+    kv_engine_destroy(&e);
+}
+
+static const kv_req_record *find(const capture *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->n_req; i++)
+        if (c->req[i].id == id)
+            return &c->req[i];
+    fail_msg("request %llu never finished", (unsigned long long)id);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+/* A(0 s, 8, 3) and B(0 s, 8, 3) fit 8 blocks of 4; C(0 s, 20, 2) needs 5 blocks and waits.
+ *   step 1 [0,1]: prefill A, B (2 blocks each); C does not fit behind them (FCFS stops).
+ *   step 2 [1,2]: A, B append their 9th token: a third block each, 2 blocks free.
+ *   step 3 [2,3]: A, B reach 3 tokens of output and finish; all 8 blocks free.
+ *   step 4 [3,4]: C prefills (5 blocks): TTFT 4.   step 5 [4,5]: C decodes and finishes. */
+static void test_fcfs_admission_ttft_and_breakdown_by_hand(void **state)
+{
+    (void)state;
+    kv_request reqs[] = {rq(0, 8, 3), rq(0, 8, 3), rq(0, 20, 2)};
+    capture c;
+    run_paged(reqs, 3, 8, &c);
+    assert_int_equal(c.n_req, 3);
+    const kv_req_record *a = find(&c, 0), *b = find(&c, 1), *cc = find(&c, 2);
+    assert_true(a->t_admit_s == 0 && b->t_admit_s == 0 && cc->t_admit_s == 3);
+    assert_true(a->t_first_token_s == 1 && b->t_first_token_s == 1);
+    assert_true(cc->t_first_token_s == 4);
+    assert_true(a->t_finish_s == 3 && b->t_finish_s == 3 && cc->t_finish_s == 5);
+    assert_true(c.req[0].id == 0 && c.req[1].id == 1 && c.req[2].id == 2); /* finish order */
+    /* after step 2: A and B hold 9 tokens in 3 blocks each and will reach 10 */
+    const kv_mem_breakdown *m = &c.mem_at[2];
+    assert_int_equal(m->token_bytes, 18 * T_TOKEN_BYTES);
+    assert_int_equal(m->reserved_bytes, 2 * T_TOKEN_BYTES);
+    assert_int_equal(m->internal_frag_bytes, 4 * T_TOKEN_BYTES);
+    assert_int_equal(m->free_bytes, 8 * T_TOKEN_BYTES);
+    assert_int_equal(c.running_at[2], 2);
+    /* after step 4: C alone, 20 tokens in 5 blocks, will reach 21 (a sixth block later) */
+    m = &c.mem_at[4];
+    assert_int_equal(m->token_bytes, 20 * T_TOKEN_BYTES);
+    assert_int_equal(m->reserved_bytes, 0);
+    assert_int_equal(m->free_bytes, 12 * T_TOKEN_BYTES);
+}
+
+/* A(0, 4, 10), B(0, 4, 10) in 4 blocks: both grow a block at token 5 and again at token 9,
+ * when the pool is dry. A arrived first, so B, the latest, is the victim; it is recomputed
+ * later from prompt + generated tokens and finishes after A. */
+static void test_preemption_takes_the_latest_arrival(void **state)
+{
+    (void)state;
+    kv_request reqs[] = {rq(0, 4, 10), rq(0, 4, 10)};
+    capture c;
+    run_paged(reqs, 2, 4, &c);
+    const kv_req_record *a = find(&c, 0), *b = find(&c, 1);
+    assert_int_equal(a->preemptions, 0);
+    assert_int_equal(b->preemptions, 1);
+    assert_true(a->t_finish_s < b->t_finish_s);
+    assert_true(a->t_first_token_s == 1 && b->t_first_token_s == 1);
+    /* A decodes without a pause: 1 prefill step + 9 decode steps */
+    assert_true(a->t_finish_s == 10);
+}
+
+static void test_impossible_requests_are_rejected_not_hung(void **state)
+{
+    (void)state;
+    kv_request reqs[] = {rq(0, 64, 4),  /* prompt at the model context */
+                         rq(0, 40, 10), /* fits the context, not the 8-block pool */
+                         rq(1, 4, 2)};
+    capture c;
+    run_paged(reqs, 3, 8, &c);
+    assert_int_equal(c.n_req, 3);
+    assert_int_equal(find(&c, 0)->outcome, KV_REQ_REJECTED);
+    assert_non_null(strstr(find(&c, 0)->reject_reason, "max_model_len"));
+    assert_int_equal(find(&c, 1)->outcome, KV_REQ_REJECTED);
+    assert_non_null(strstr(find(&c, 1)->reject_reason, "KV budget"));
+    assert_int_equal(find(&c, 2)->outcome, KV_REQ_DONE);
+}
+
+static void test_parallel_samples_share_the_prompt(void **state)
+{
+    (void)state;
+    kv_request r = rq(0, 8, 3);
+    r.n_samples = 3;
+    capture c;
+    run_paged(&r, 1, 16, &c);
+    /* after step 1 the prompt's two blocks are shared by three sequences (forked) */
+    assert_int_equal(c.mem_at[1].token_bytes, 8 * T_TOKEN_BYTES);
+    /* after step 2 each sample wrote its 9th token to a block of its own */
+    assert_int_equal(c.mem_at[2].token_bytes, (8 + 3) * T_TOKEN_BYTES);
+    assert_int_equal(find(&c, 0)->n_samples, 3);
+    assert_true(find(&c, 0)->t_finish_s == 3);
+}
+
+/* Run `kvsim replay` in-process. */
+static int replay(const char *trace, const char *strategy, const char *dir, const char *extra)
+{
+    char *argv[32];
+    int argc = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "replay %s --strategy %s -o %s --rate-scale 4 --max-num-seqs 512 "
+             "--no-wall-time --timeline-interval 0 %s", trace, strategy, dir, extra);
+    for (char *t = strtok(buf, " "); t && argc < 31; t = strtok(NULL, " "))
+        argv[argc++] = t;
+    argv[argc] = NULL;
+    return kv_cli_replay_main(argc, argv);
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    char cmd[2100];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
+    return system(cmd) == 0;
+}
+
+static void test_two_identical_runs_are_byte_identical(void **state)
+{
+    (void)state;
+    char d1[256], d2[256];
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(d1, sizeof d1, "%s/kvsim-eng-%d-a", tmp, (int)getpid());
+    snprintf(d2, sizeof d2, "%s/kvsim-eng-%d-b", tmp, (int)getpid());
+    const char *strategies[] = {"contiguous", "chunk-pool", "paged", "compressed"};
+    for (int s = 0; s < 4; s++) {
+        assert_int_equal(replay("traces/data/azure2023_code.csv", strategies[s], d1,
+                                "--limit 3000 --perfetto"), 0);
+        assert_int_equal(replay("traces/data/azure2023_code.csv", strategies[s], d2,
+                                "--limit 3000 --perfetto"), 0);
+        const char *files[] = {"config.json", "requests.csv", "timeline.csv", "summary.json",
+                               "trace.json"};
+        for (int f = 0; f < 5; f++) {
+            char a[1024], b[1024];
+            snprintf(a, sizeof a, "%s/%s", d1, files[f]);
+            snprintf(b, sizeof b, "%s/%s", d2, files[f]);
+            if (!same_file(a, b))
+                fail_msg("%s: %s differs between two identical runs", strategies[s], files[f]);
+        }
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", d1, d2);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_checker_holds_at_every_step_on_real_traces(void **state)
+{
+    (void)state;
+    char d[256];
+    snprintf(d, sizeof d, "%s/kvsim-eng-%d-c", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             (int)getpid());
+    const char *strategies[] = {"contiguous", "chunk-pool", "paged", "compressed"};
+    const char *extra[] = {"--reserve grow --fit best-fit --preempt swap --watermark 0",
+                           "--layout fused --preempt swap --watermark 0",
+                           "--watermark 0 --preempt swap",
+                           "--token-policy window --window 512 --watermark 0"};
+    for (int s = 0; s < 4; s++) {
+        char x[256];
+        snprintf(x, sizeof x, "--limit 1500 --check %s", extra[s]);
+        assert_int_equal(replay("traces/data/azure2023_conv.csv", strategies[s], d, x), 0);
+        assert_int_equal(replay("traces/data/mooncake_synthetic_trace.jsonl", strategies[s], d,
+                                "--limit 300 --check --max-model-len 131072 --model Llama-3.1-405B "
+                                "--gpu H200 --tp 8"),
+                         0);
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fcfs_admission_ttft_and_breakdown_by_hand),
+        cmocka_unit_test(test_preemption_takes_the_latest_arrival),
+        cmocka_unit_test(test_impossible_requests_are_rejected_not_hung),
+        cmocka_unit_test(test_parallel_samples_share_the_prompt),
+        cmocka_unit_test(test_two_identical_runs_are_byte_identical),
+        cmocka_unit_test(test_checker_holds_at_every_step_on_real_traces),
+    };
+    return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+}
