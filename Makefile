@@ -128,6 +128,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	./$(KVSIM) bench alloc
 	./$(KVSIM) bench trace
+	./$(KVSIM) bench sim
 
 # ------------------------------------------------------------------------------------------
 # CUDA parts: built when nvcc is present, skipped with a plain message otherwise.

@@ -21,10 +21,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "cli.h"
+#include "cli_replay.h"
+#include "report.h"
 #include "reader.h"
 #include "writer.h"
 
@@ -64,12 +68,16 @@ static double now_ns(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: kvsim bench alloc [--live N] [--rounds N] [--seed N]\n"
-               "  Nanoseconds per append, fork and free for every strategy, with up to N\n"
-               "  (default 2048) live sequences of a Llama-3-8B-shaped KV in a 54 GiB pool.\n"
-               "usage: kvsim bench trace [--rows N] [--seed N]\n"
-               "  Rows per second of every reader on the bundled traces and on a generated\n"
-               "  native trace of N rows (default 10 million), plain and gzip, in $TMPDIR.\n");
+    fprintf(f,
+            "usage: kvsim bench alloc [--live N] [--rounds N] [--seed N]\n"
+            "  Nanoseconds per append, fork and free for every strategy, with up to N\n"
+            "  (default 2048) live sequences of a Llama-3-8B-shaped KV in a 54 GiB pool.\n"
+            "usage: kvsim bench trace [--rows N] [--seed N]\n"
+            "  Rows per second of every reader on the bundled traces and on a generated\n"
+            "  native trace of N rows (default 10 million), plain and gzip, in $TMPDIR.\n"
+            "usage: kvsim bench sim [--rows N]\n"
+            "  Simulator speed: every strategy on both Azure traces, and paged on generated\n"
+            "  chat workloads of 1 million and N (default 10 million) requests, with peak RSS.\n");
 }
 
 static int run_case(const bench_case *bc, uint32_t live, uint32_t rounds, const uint32_t *prompt,
@@ -249,6 +257,75 @@ static int bench_trace(uint64_t rows, unsigned long seed)
     return rc;
 }
 
+/* -------------------------------------------------------------------- bench sim --- */
+
+static long peak_rss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* One replay through the CLI path (trace reading and output files included), timed. */
+static int time_replay(const char *label, const char *args, const char *dir)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "replay %s -o %s --no-wall-time", args, dir);
+    char *argv[64];
+    int argc = 0;
+    for (char *t = strtok(buf, " "); t && argc < 63; t = strtok(NULL, " "))
+        argv[argc++] = t;
+    argv[argc] = NULL;
+    kv_summary s;
+    double t0 = now_ns();
+    int rc = kv_cli_replay_quiet(argc, argv, &s);
+    double dt = (now_ns() - t0) / 1e9;
+    if (rc != 0)
+        return rc;
+    printf("%-44s %10llu %8.2f %11.0f %11.0f %7.1f%% %8ld\n", label,
+           (unsigned long long)s.requests_in, dt, (double)s.requests_in / dt, (double)s.steps / dt,
+           s.steps ? 100.0 * (double)s.steps_jumped / (double)s.steps : 0, peak_rss_kib() / 1024);
+    return 0;
+}
+
+static int bench_sim(uint64_t big)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/kvsim-bench-sim-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             (int)getpid());
+    printf("kvsim bench sim: one core, Llama-3-8B on H100-80GB, outputs written to %s\n", dir);
+    printf("%-44s %10s %8s %11s %11s %8s %8s\n", "run", "requests", "seconds", "requests/s",
+           "steps/s", "jumped", "RSS_MiB");
+    static const char *const strategies[] = {"contiguous", "chunk-pool", "paged", "compressed"};
+    static const char *const traces[] = {"traces/data/azure2023_conv.csv",
+                                         "traces/data/azure2023_code.csv"};
+    int rc = 0;
+    for (int t = 0; t < 2 && rc == 0; t++) {
+        for (int s = 0; s < 4 && rc == 0; s++) {
+            char args[512], label[128];
+            snprintf(args, sizeof args, "%s --strategy %s --rate-scale 3 --max-num-seqs 1024",
+                     traces[t], strategies[s]);
+            snprintf(label, sizeof label, "%s x3, %s", traces[t] + strlen("traces/data/"),
+                     strategies[s]);
+            rc = time_replay(label, args, dir);
+        }
+    }
+    const uint64_t sizes[] = {1000000, big};
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        char args[512], label[128];
+        snprintf(args, sizeof args, "workloads/chat-sharegpt.ini --strategy paged --limit %llu",
+                 (unsigned long long)sizes[i]);
+        snprintf(label, sizeof label, "chat-sharegpt %lluM requests, paged",
+                 (unsigned long long)sizes[i] / 1000000);
+        rc = time_replay(label, args, dir);
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "kvsim bench: could not remove %s\n", dir);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 int kv_bench_main(int argc, char **argv)
@@ -256,7 +333,8 @@ int kv_bench_main(int argc, char **argv)
     uint64_t live = 2048, rounds = 32, rows = 10000000, seed = 1;
     bool is_alloc = argc >= 2 && strcmp(argv[1], "alloc") == 0;
     bool is_trace = argc >= 2 && strcmp(argv[1], "trace") == 0;
-    if (!is_alloc && !is_trace) {
+    bool is_sim = argc >= 2 && strcmp(argv[1], "sim") == 0;
+    if (!is_alloc && !is_trace && !is_sim) {
         bool help = argc >= 2 && strcmp(argv[1], "--help") == 0;
         usage(help ? stdout : stderr);
         return help ? KV_EXIT_OK : KV_EXIT_USAGE;
@@ -274,7 +352,7 @@ int kv_bench_main(int argc, char **argv)
             ok = kv_cli_u64("bench", "--live", v, 1, 1000000, &live);
         else if (is_alloc && strcmp(argv[i - 1], "--rounds") == 0)
             ok = kv_cli_u64("bench", "--rounds", v, 1, 1000000, &rounds);
-        else if (is_trace && strcmp(argv[i - 1], "--rows") == 0)
+        else if ((is_trace || is_sim) && strcmp(argv[i - 1], "--rows") == 0)
             ok = kv_cli_u64("bench", "--rows", v, 1, 1000000000, &rows);
         else if (strcmp(argv[i - 1], "--seed") == 0)
             ok = kv_cli_u64("bench", "--seed", v, 0, UINT32_MAX, &seed);
@@ -287,6 +365,8 @@ int kv_bench_main(int argc, char **argv)
     }
     if (is_trace)
         return bench_trace(rows, (unsigned long)seed);
+    if (is_sim)
+        return bench_sim(rows);
 
     uint32_t *prompt = malloc(sizeof *prompt * live), *final = malloc(sizeof *final * live);
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);

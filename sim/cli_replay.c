@@ -50,6 +50,7 @@ static void usage_common(FILE *f)
             "  outputs:\n"
             "    --slo-ttft S (2)  --slo-tpot S (0.1)  --timeline-interval S (1; 0 = every step)\n"
             "    --perfetto  --no-wall-time  --check (allocator checker every step)\n"
+            "    --no-fast-path (step every iteration; same outputs, slower)\n"
             "  allocator knobs:\n"
             "    contiguous: --reserve max|pow2|oracle|grow  --fit first-fit|best-fit|buddy\n"
             "    chunk-pool: --chunk-mib X (2)  --layout per-layer|fused\n"
@@ -78,8 +79,12 @@ static void usage_compare(FILE *f)
 
 static void opts_default(run_opts *o)
 {
-    *o = (run_opts){.model = "Llama-3-8B", .gpu = "H100-80GB", .seed = 1, .tp = 1,
-                    .gpu_mem_util = 0.9, .swap_space_gib = 4};
+    *o = (run_opts){.model = "Llama-3-8B",
+                    .gpu = "H100-80GB",
+                    .seed = 1,
+                    .tp = 1,
+                    .gpu_mem_util = 0.9,
+                    .swap_space_gib = 4};
     kv_engine_config_default(&o->ec);
     o->ec.max_model_len = 0; /* from the model unless given */
     kv_shape none = {0};
@@ -94,12 +99,13 @@ static int parse(const char *cmd, int argc, char **argv, run_opts *o, bool *stra
         const char *a = argv[i], *v = NULL;
         uint64_t u;
         double d;
-#define VAL() ((v = kv_cli_value(cmd, argc, argv, &i)) != NULL)
+#define VAL()            ((v = kv_cli_value(cmd, argc, argv, &i)) != NULL)
 #define U64(lo, hi, dst) (VAL() && kv_cli_u64(cmd, a, v, lo, hi, &u) && ((dst) = u, true))
 #define DBL(lo, hi, dst) (VAL() && kv_cli_double(cmd, a, v, lo, hi, &d) && ((dst) = d, true))
-#define ENUM(fn, dst)                                                                          \
-    (VAL() && (fn(v, &(dst)) == KV_OK ||                                                       \
-               (fprintf(stderr, "kvsim %s: option %s: unknown value \"%s\"\n", cmd, a, v), false)))
+#define ENUM(fn, dst)                                                                              \
+    (VAL() &&                                                                                      \
+     (fn(v, &(dst)) == KV_OK ||                                                                    \
+      (fprintf(stderr, "kvsim %s: option %s: unknown value \"%s\"\n", cmd, a, v), false)))
         bool ok = true;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
             return 1;
@@ -132,8 +138,10 @@ static int parse(const char *cmd, int argc, char **argv, run_opts *o, bool *stra
             else if (ok && strcmp(v, "swap") == 0)
                 o->ec.preempt = KV_PREEMPT_SWAP;
             else if (ok) {
-                fprintf(stderr, "kvsim %s: option --preempt: expected recompute or swap, got "
-                                "\"%s\"\n", cmd, v);
+                fprintf(stderr,
+                        "kvsim %s: option --preempt: expected recompute or swap, got "
+                        "\"%s\"\n",
+                        cmd, v);
                 ok = false;
             }
         } else if (strcmp(a, "--max-preemptions") == 0)
@@ -171,6 +179,8 @@ static int parse(const char *cmd, int argc, char **argv, run_opts *o, bool *stra
             o->ro.no_wall_time = true;
         else if (strcmp(a, "--check") == 0)
             o->check = true;
+        else if (strcmp(a, "--no-fast-path") == 0)
+            o->ec.fast_path = false;
         else if (strcmp(a, "--reserve") == 0)
             ok = ENUM(kv_reserve_parse, o->ac.contiguous.reserve);
         else if (strcmp(a, "--fit") == 0)
@@ -249,6 +259,10 @@ static kv_status source_open(const run_opts *o, source *s, kv_err *err)
     kv_workload_spec spec;
     kv_spec_default(&spec);
     kv_status st = kv_spec_load(o->trace, &spec, err);
+    if (st == KV_OK && o->limit) { /* --limit sets the number of requests to generate */
+        spec.requests = o->limit;
+        spec.duration_s = 0;
+    }
     return st == KV_OK ? kv_gen_create(&spec, o->seed, &s->gen, err) : st;
 }
 
@@ -337,7 +351,8 @@ static json_t *config_json(const run_opts *o, const kv_alloc_config *ac, const k
     json_object_set_new(x, "pool_bytes", json_integer((json_int_t)ac->pool_bytes));
     json_object_set_new(x, "host_pool_bytes", json_integer((json_int_t)ac->host_pool_bytes));
     json_object_set_new(x, "watermark", json_real(ac->watermark));
-    json_object_set_new(x, "token_bytes", json_integer((json_int_t)kv_shape_token_bytes(&ac->shape)));
+    json_object_set_new(x, "token_bytes",
+                        json_integer((json_int_t)kv_shape_token_bytes(&ac->shape)));
     switch (ac->strategy) {
     case KV_CONTIGUOUS:
         json_object_set_new(x, "reserve", json_string(kv_reserve_name(ac->contiguous.reserve)));
@@ -428,14 +443,15 @@ static int run_one(run_opts *o, const char *label, const char *dir, kv_summary *
         json_t *cfg = config_json(o, &ac, &m, &cm.gpu, &b);
         char path[1200];
         snprintf(path, sizeof path, "%s/config.json", dir);
-        if (json_dump_file(cfg, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)))
+        if (json_dump_file(cfg, path,
+                           JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)))
             st = kv_errorf(&err, KV_ERR_IO, "%s: write failed", path);
         json_decref(cfg);
     }
     double t0 = wall_now();
     if (st == KV_OK) {
-        progress p = {.inner = kv_report_observer(rep), .on = isatty(2) && !getenv("CI"),
-                      .label = label};
+        progress p = {
+            .inner = kv_report_observer(rep), .on = isatty(2) && !getenv("CI"), .label = label};
         kv_observer obs = {.ctx = &p, .on_request = progress_request, .on_step = progress_step};
         kv_source s = {.ctx = &src, .next = source_next};
         st = kv_engine_run(e, s, obs, o->check, &err);
@@ -462,6 +478,17 @@ static int run_one(run_opts *o, const char *label, const char *dir, kv_summary *
 }
 
 /* ------------------------------------------------------------------------------------------ */
+
+int kv_cli_replay_quiet(int argc, char **argv, kv_summary *sum)
+{
+    run_opts o;
+    opts_default(&o);
+    bool strategy_set = false;
+    if (parse("replay", argc, argv, &o, &strategy_set) != 0 || o.trace == NULL || o.out == NULL ||
+        !strategy_set)
+        return KV_EXIT_USAGE;
+    return run_one(&o, kv_strategy_name(o.ac.strategy), o.out, sum);
+}
 
 int kv_cli_replay_main(int argc, char **argv)
 {
@@ -498,8 +525,7 @@ typedef struct compare_case {
     kv_reserve reserve;
 } compare_case;
 
-static void print_table(FILE *f, const compare_case *cases, const kv_summary *s, size_t n,
-                        bool csv)
+static void print_table(FILE *f, const compare_case *cases, const kv_summary *s, size_t n, bool csv)
 {
     if (csv)
         fprintf(f, "strategy,output_tok_per_s,ttft_p50_s,ttft_p99_s,tpot_p50_s,tpot_p99_s,"
@@ -512,11 +538,11 @@ static void print_table(FILE *f, const compare_case *cases, const kv_summary *s,
     for (size_t i = 0; i < n; i++) {
         const kv_summary *x = &s[i];
         if (csv)
-            fprintf(f, "%s,%.3f,%.6f,%.6f,%.6f,%.6f,%.3f,%u,%llu,%llu,%.6f,%.6f,%.6f,%.6f,%.6f,"
-                       "%llu,%llu\n",
+            fprintf(f,
+                    "%s,%.3f,%.6f,%.6f,%.6f,%.6f,%.3f,%u,%llu,%llu,%.6f,%.6f,%.6f,%.6f,%.6f,"
+                    "%llu,%llu\n",
                     cases[i].label, x->output_tok_per_s, x->ttft_p50, x->ttft_p99, x->tpot_p50,
-                    x->tpot_p99, x->batch_mean, x->batch_peak,
-                    (unsigned long long)x->preemptions,
+                    x->tpot_p99, x->batch_mean, x->batch_peak, (unsigned long long)x->preemptions,
                     (unsigned long long)(x->swap_out_bytes + x->swap_in_bytes), x->share_token,
                     x->share_reserved, x->share_internal, x->share_external, x->share_free,
                     (unsigned long long)x->done, (unsigned long long)x->rejected);
@@ -525,8 +551,7 @@ static void print_table(FILE *f, const compare_case *cases, const kv_summary *s,
                     "%-22s %9.1f %8.3f %8.3f %8.4f %8.4f %6.1f %5u %7llu %9.1f %5.1f%% %5.1f%% "
                     "%5.1f%% %5.1f%% %5.1f%%\n",
                     cases[i].label, x->output_tok_per_s, x->ttft_p50, x->ttft_p99, x->tpot_p50,
-                    x->tpot_p99, x->batch_mean, x->batch_peak,
-                    (unsigned long long)x->preemptions,
+                    x->tpot_p99, x->batch_mean, x->batch_peak, (unsigned long long)x->preemptions,
                     (double)(x->swap_out_bytes + x->swap_in_bytes) / 1048576.0,
                     100 * x->share_token, 100 * x->share_reserved, 100 * x->share_internal,
                     100 * x->share_external, 100 * x->share_free);

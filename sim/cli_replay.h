@@ -6,4 +6,9 @@
 int kv_cli_replay_main(int argc, char **argv);
 int kv_cli_compare_main(int argc, char **argv);
 
+struct kv_summary;
+/* `kvsim replay` without its closing message, for benchmarks: argv as for replay. Fills *sum
+ * on success. Returns the exit code. */
+int kv_cli_replay_quiet(int argc, char **argv, struct kv_summary *sum);
+
 #endif

@@ -97,8 +97,8 @@ kv_step_time kv_costmodel_step(void *ctx, const kv_step_work *w)
     if (decode) {
         double f = 2 * cm->active_params * w->n_decode +
                    cm->attn_flops_per_pair * (double)w->decode_context;
-        double b = cm->weight_bytes +
-                   (double)(w->decode_context + w->n_decode) * cm->kv_token_bytes;
+        double b =
+            cm->weight_bytes + (double)(w->decode_context + w->n_decode) * cm->kv_token_bytes;
         t.compute_s += fmax(f / flops, b / bw);
     }
     if (prefill && decode) /* weights are read once per step */

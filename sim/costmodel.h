@@ -22,7 +22,7 @@
 #include "preset.h"
 
 typedef struct kv_costmodel {
-    kv_gpu gpu;   /* coefficients, possibly calibrated */
+    kv_gpu gpu;           /* coefficients, possibly calibrated */
     double active_params; /* per GPU */
     double weight_bytes;  /* per GPU */
     double kv_token_bytes;

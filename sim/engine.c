@@ -19,6 +19,8 @@
 
 enum { R_WAITING, R_RUNNING, R_SWAPPED };
 
+enum { JUMP_MAX = 4096 }; /* steps one fast-path jump may take */
+
 typedef struct req {
     uint64_t id, seqno;
     double t_arrival, t_admit, t_first, t_finish;
@@ -74,6 +76,12 @@ struct kv_engine {
 
     kv_step_work work;
     uint32_t preempted_in_step;
+
+    /* fast path: per-step event buckets of one jump */
+    uint64_t *ev_bytes;
+    int64_t *ev_reserved;
+    uint32_t *ev_maps;
+    bool check_jumps;
     kv_engine_stats st;
 };
 
@@ -315,8 +323,9 @@ static kv_status intake(kv_engine *e, kv_source *src, kv_observer *obs, kv_err *
             q->content = content_ids(e, in, &q->n_content);
             if (q->seqs == NULL)
                 return kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
-            st = heap_push(e, &e->waiting, r) ? KV_OK
-                                                : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
+            st = heap_push(e, &e->waiting, r)
+                     ? KV_OK
+                     : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
             e->st.prompt_tokens += q->prompt;
         }
         if (st == KV_OK)
@@ -377,8 +386,9 @@ static kv_status preempt(kv_engine *e, uint32_t v, kv_err *err)
             e->work.swap_out_copies += copies;
             e->st.swap_outs++;
             e->st.swap_out_bytes += bytes;
-            return heap_push(e, &e->swapped, v) ? KV_OK
-                                                : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
+            return heap_push(e, &e->swapped, v)
+                       ? KV_OK
+                       : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
         }
         /* the host tier is full: drop everything and recompute (bytes already moved stay
          * counted: the copies happened) */
@@ -390,7 +400,8 @@ static kv_status preempt(kv_engine *e, uint32_t v, kv_err *err)
     q->state = R_WAITING;
     q->context = q->prompt + q->generated;
     q->computed = 0;
-    return heap_push(e, &e->waiting, v) ? KV_OK : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
+    return heap_push(e, &e->waiting, v) ? KV_OK
+                                        : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
 }
 
 /* Append one token to every sequence of running request r, preempting others as needed.
@@ -491,7 +502,7 @@ static kv_status schedule_decodes(kv_engine *e, uint32_t *budget_tok, kv_err *er
 /* Chunks of running prefills, oldest first. */
 static void schedule_running_prefills(kv_engine *e, uint32_t *budget_tok)
 {
-    for (uint32_t i = 0; i < e->n_running && *budget_tok > 0; i++) {
+    for (uint32_t i = 0; i<e->n_running && * budget_tok> 0; i++) {
         uint32_t r = e->running[i];
         req *q = &e->reqs[r];
         if (q->computed >= q->context)
@@ -567,6 +578,14 @@ static kv_status schedule_admissions(kv_engine *e, uint32_t *budget_tok, kv_obse
         if (!e->ec.chunked_prefill && q->context > *budget_tok && !alone)
             break;
         kv_admit_req ar = admit_req_of(e, q);
+        if (kv_alloc_too_large(e->a, &ar)) { /* never fits: reject now, do not block the queue */
+            heap_pop(e, &e->waiting);
+            kv_status rs =
+                emit(e, r, KV_REQ_REJECTED, "final length exceeds the KV budget", obs, err);
+            if (rs != KV_OK)
+                return rs;
+            continue;
+        }
         if (!alone && !kv_alloc_can_admit(e->a, &ar))
             break;
         kv_seq_id s;
@@ -710,6 +729,164 @@ static kv_status step(kv_engine *e, kv_observer *obs, kv_err *err)
     return st;
 }
 
+/* ------------------------------------------------------------------------- fast path --- */
+
+/* Whether the waiting head would be admitted in a step that decodes n_decode_seqs sequences
+ * (the same test schedule_admissions makes, without changing anything). */
+static bool head_admissible(const kv_engine *e, uint32_t n_decode_seqs)
+{
+    if (e->waiting.len == 0)
+        return false;
+    const req *q = &e->reqs[e->waiting.idx[0]];
+    uint32_t budget = e->ec.max_num_batched_tokens;
+    if (e->ec.chunked_prefill)
+        budget -= n_decode_seqs;
+    if (budget == 0 || e->running_seqs + q->n > e->ec.max_num_seqs)
+        return false;
+    if (!e->ec.chunked_prefill && q->context > budget)
+        return false;
+    kv_admit_req ar = admit_req_of(e, q);
+    return kv_alloc_too_large(e->a, &ar) || kv_alloc_can_admit(e->a, &ar);
+}
+
+/* Take the pure decode steps that are certain to be pure, in O(1) each. A sequence crossing
+ * into a new block or chunk is an "event" at a known step: its bytes, reservation change and
+ * map calls go into per-step buckets, so the breakdown and the step's work follow exactly. */
+static kv_status try_jump(kv_engine *e, kv_observer *obs, uint64_t *jumped, kv_err *err)
+{
+    *jumped = 0;
+    if (!e->ec.fast_path || e->n_running == 0 || e->swapped.len > 0 ||
+        (e->have_next && arrival_s(e, &e->next) <= e->now))
+        return KV_OK;
+    uint64_t k_max = JUMP_MAX, context = 0;
+    uint32_t n_seqs = 0;
+    kv_growth g;
+    for (uint32_t i = 0; i < e->n_running && k_max > 0; i++) {
+        const req *q = &e->reqs[e->running[i]];
+        if (q->computed < q->context || q->generated == 0 || q->n_seqs < q->n)
+            return KV_OK; /* a prefill, or samples still to fork */
+        if (q->output - q->generated - 1 < k_max)
+            k_max = q->output - q->generated - 1;
+        for (uint32_t s = 0; s < q->n_seqs; s++) {
+            KV_ASSERT(kv_alloc_growth(e->a, q->seqs[s], &g) == KV_OK);
+            if (g.copy_next)
+                return KV_OK;
+            if (g.unit_tokens == 0 && g.capacity - g.tokens < k_max)
+                k_max = g.capacity - g.tokens;
+            if (g.tokens + k_max > e->ec.max_model_len)
+                k_max = e->ec.max_model_len - g.tokens;
+            context += g.tokens;
+        }
+        n_seqs += q->n_seqs;
+    }
+    if (k_max == 0 || n_seqs > e->ec.max_num_batched_tokens || head_admissible(e, n_seqs))
+        return KV_OK;
+
+    /* events: step j (1-based) of the jump appends each sequence's (tokens + j)-th token */
+    memset(e->ev_bytes, 0, (k_max + 1) * sizeof *e->ev_bytes);
+    memset(e->ev_reserved, 0, (k_max + 1) * sizeof *e->ev_reserved);
+    memset(e->ev_maps, 0, (k_max + 1) * sizeof *e->ev_maps);
+    for (uint32_t i = 0; i < e->n_running; i++) {
+        const req *q = &e->reqs[e->running[i]];
+        for (uint32_t s = 0; s < q->n_seqs; s++) {
+            KV_ASSERT(kv_alloc_growth(e->a, q->seqs[s], &g) == KV_OK);
+            if (g.unit_tokens == 0)
+                continue;
+            uint64_t cap = g.capacity, f = g.final_tokens;
+            for (uint64_t j = cap - g.tokens + 1; j <= k_max; j += g.unit_tokens) {
+                uint64_t grown = cap + g.unit_tokens;
+                e->ev_bytes[j] += g.unit_bytes;
+                e->ev_maps[j] += g.unit_maps;
+                e->ev_reserved[j] += (int64_t)((grown < f ? grown : f) - (cap < f ? cap : f));
+                cap = grown;
+            }
+        }
+    }
+    uint64_t free_bytes, cached_bytes;
+    kv_alloc_free_bytes(e->a, &free_bytes, &cached_bytes);
+    uint64_t taken = 0;
+    for (uint64_t j = 1; j <= k_max; j++) { /* stop before the pool would run dry */
+        if (taken + e->ev_bytes[j] > free_bytes) {
+            k_max = j - 1;
+            break;
+        }
+        taken += e->ev_bytes[j];
+    }
+    if (k_max == 0)
+        return KV_OK;
+
+    kv_mem_breakdown mem;
+    kv_admit_req pending;
+    bool has_pending = e->waiting.len > 0;
+    if (has_pending)
+        pending = admit_req_of(e, &e->reqs[e->waiting.idx[0]]);
+    kv_alloc_breakdown(e->a, has_pending ? &pending : NULL, &mem);
+    uint64_t tb = kv_alloc_token_bytes(e->a);
+    uint64_t ntb = kv_shape_token_bytes(&kv_alloc_config_of(e->a)->shape);
+    uint64_t uncached0 = free_bytes - cached_bytes;
+    uint64_t k = 0;
+    taken = 0;
+    kv_status st = KV_OK;
+    while (k < k_max && st == KV_OK && !(e->have_next && arrival_s(e, &e->next) <= e->now)) {
+        k++;
+        memset(&e->work, 0, sizeof e->work);
+        e->work.n_decode = n_seqs;
+        e->work.decode_context = context + k * n_seqs;
+        e->work.n_maps = e->ev_maps[k];
+        kv_step_time t = e->ex.step(e->ex.ctx, &e->work);
+        double t0 = e->now;
+        e->now += t.total_s;
+        e->st.batch_seqs_sum += n_seqs;
+        e->st.steps++;
+        e->st.steps_jumped++;
+        taken += e->ev_bytes[k];
+        mem.token_bytes += n_seqs * tb;
+        mem.reserved_bytes += (uint64_t)(e->ev_reserved[k] - (int64_t)n_seqs) * tb;
+        mem.free_bytes -= e->ev_bytes[k];
+        mem.cached_free_bytes =
+            taken > uncached0 ? cached_bytes - (taken - uncached0) : cached_bytes;
+        mem.internal_frag_bytes = mem.pool_bytes - mem.token_bytes - mem.reserved_bytes -
+                                  mem.external_frag_bytes - mem.free_bytes;
+        mem.uncompressed_token_bytes += n_seqs * ntb;
+        if (obs->on_step) {
+            kv_step_record rec = {.step = e->st.steps,
+                                  .t_start_s = t0,
+                                  .t_end_s = e->now,
+                                  .work = e->work,
+                                  .time = t,
+                                  .running = e->n_running,
+                                  .waiting = e->waiting.len,
+                                  .swapped = 0,
+                                  .batch_seqs = n_seqs,
+                                  .mem = &mem};
+            st = obs->on_step(obs->ctx, &rec, err);
+        }
+    }
+    for (uint32_t i = 0; i < e->n_running && k > 0; i++) { /* the appends, in bulk */
+        req *q = &e->reqs[e->running[i]];
+        for (uint32_t s = 0; s < q->n_seqs; s++)
+            KV_ASSERT(kv_alloc_append(e->a, q->seqs[s], (uint32_t)k) == KV_OK);
+        q->generated += (uint32_t)k;
+    }
+    *jumped = k;
+    if (st == KV_OK && k > 0 && e->check_jumps) { /* the deltas must equal a recount */
+        kv_mem_breakdown real;
+        kv_alloc_breakdown(e->a, has_pending ? &pending : NULL, &real);
+        if (memcmp(&real, &mem, sizeof real) != 0)
+            return kv_errorf(
+                err, KV_CORRUPT,
+                "engine: fast path after %llu steps: breakdown token %llu/%llu "
+                "reserved %llu/%llu internal %llu/%llu free %llu/%llu (delta/recount)",
+                (unsigned long long)k, (unsigned long long)mem.token_bytes,
+                (unsigned long long)real.token_bytes, (unsigned long long)mem.reserved_bytes,
+                (unsigned long long)real.reserved_bytes,
+                (unsigned long long)mem.internal_frag_bytes,
+                (unsigned long long)real.internal_frag_bytes, (unsigned long long)mem.free_bytes,
+                (unsigned long long)real.free_bytes);
+    }
+    return st;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 void kv_engine_config_default(kv_engine_config *c)
@@ -720,7 +897,8 @@ void kv_engine_config_default(kv_engine_config *c)
                             .preempt = KV_PREEMPT_RECOMPUTE,
                             .max_preemptions = 8,
                             .max_model_len = 8192,
-                            .rate_scale = 1.0};
+                            .rate_scale = 1.0,
+                            .fast_path = true};
 }
 
 kv_status kv_engine_create(const kv_engine_config *ec, const kv_alloc_config *ac, kv_executor ex,
@@ -744,7 +922,11 @@ kv_status kv_engine_create(const kv_engine_config *ec, const kv_alloc_config *ac
     e->running = malloc(c.max_seqs * sizeof *e->running);
     e->decodes = malloc(c.max_seqs * sizeof *e->decodes);
     e->chunks = malloc(c.max_seqs * sizeof *e->chunks);
-    if (st == KV_OK && (!e->running || !e->decodes || !e->chunks))
+    e->ev_bytes = malloc((JUMP_MAX + 1) * sizeof *e->ev_bytes);
+    e->ev_reserved = malloc((JUMP_MAX + 1) * sizeof *e->ev_reserved);
+    e->ev_maps = malloc((JUMP_MAX + 1) * sizeof *e->ev_maps);
+    if (st == KV_OK && (!e->running || !e->decodes || !e->chunks || !e->ev_bytes ||
+                        !e->ev_reserved || !e->ev_maps))
         st = kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
     if (st != KV_OK) {
         kv_engine_destroy(&e);
@@ -778,6 +960,9 @@ void kv_engine_destroy(kv_engine **ep)
     free(e->running);
     free(e->decodes);
     free(e->chunks);
+    free(e->ev_bytes);
+    free(e->ev_reserved);
+    free(e->ev_maps);
     free(e->next_hashes);
     free(e);
     *ep = NULL;
@@ -786,6 +971,7 @@ void kv_engine_destroy(kv_engine **ep)
 kv_status kv_engine_run(kv_engine *e, kv_source src, kv_observer obs, bool check_every_step,
                         kv_err *err)
 {
+    e->check_jumps = check_every_step;
     kv_status st = read_next(e, &src, err);
     while (st == KV_OK) {
         if (e->n_running == 0 && e->swapped.len == 0 && e->waiting.len == 0) {
@@ -797,6 +983,12 @@ kv_status kv_engine_run(kv_engine *e, kv_source src, kv_observer obs, bool check
         }
         st = intake(e, &src, &obs, err);
         if (st != KV_OK || (e->n_running == 0 && e->swapped.len == 0 && e->waiting.len == 0))
+            continue;
+        uint64_t jumped = 0;
+        st = try_jump(e, &obs, &jumped, err);
+        if (st == KV_OK && jumped > 0 && check_every_step)
+            st = kv_alloc_check(e->a, err);
+        if (st != KV_OK || jumped > 0)
             continue;
         st = step(e, &obs, err);
         if (st == KV_OK && check_every_step) {

@@ -23,6 +23,14 @@
  * Rejected, with a reason, and counted: a prompt at or beyond the model context, a prompt
  * above max_num_batched_tokens without chunked prefill, a request whose final length cannot
  * fit the whole pool. When nothing runs, the clock jumps to the next arrival.
+ *
+ * Fast path: when every running request is decoding, nothing is swapped out, the waiting head
+ * cannot be admitted, and every sequence has room for more tokens without a new block, chunk or
+ * extent, the following steps differ only in token counts until the next arrival, completion
+ * or allocation boundary. The engine then prices those steps one by one (O(1) each: the same
+ * executor call, the breakdown moved by exact integer deltas) and applies the appends in bulk
+ * at the end. Its outputs are byte-identical to stepping (tests/test_engine.c checks it on every
+ * bundled trace and strategy).
  */
 #ifndef KV_ENGINE_H
 #define KV_ENGINE_H
@@ -46,6 +54,7 @@ typedef struct kv_engine_config {
     uint32_t max_model_len;   /* context limit: longer prompts are rejected, outputs capped */
     double rate_scale;        /* arrival times are divided by this (2 = twice the rate) */
     uint64_t max_requests;    /* stop reading the source after this many (0 = all) */
+    bool fast_path;           /* jump over runs of pure decode steps (exact; see engine.c) */
 } kv_engine_config;
 
 void kv_engine_config_default(kv_engine_config *c);
@@ -91,6 +100,7 @@ typedef struct kv_source {
 
 typedef struct kv_engine_stats {
     uint64_t steps, requests_in, requests_done, requests_rejected;
+    uint64_t steps_jumped; /* steps taken by the fast path */
     uint64_t preemptions, recomputes, swap_outs, swap_ins;
     uint64_t swap_out_bytes, swap_in_bytes;
     uint64_t prompt_tokens, output_tokens, prefill_tokens_computed, cached_tokens;

@@ -23,8 +23,14 @@ typedef struct field {
     bool required;
 } field;
 
-#define MODEL_FIELD(k, t, lo, hi) {#k, t, offsetof(kv_model, k), lo, hi, true}
-#define GPU_FIELD(k, t, lo, hi) {#k, t, offsetof(kv_gpu, k), lo, hi, true}
+#define MODEL_FIELD(k, t, lo, hi)                                                                  \
+    {                                                                                              \
+#k, t, offsetof(kv_model, k), lo, hi, true                                                 \
+    }
+#define GPU_FIELD(k, t, lo, hi)                                                                    \
+    {                                                                                              \
+#k, t, offsetof(kv_gpu, k), lo, hi, true                                                   \
+    }
 
 static const field model_fields[] = {
     MODEL_FIELD(name, F_NAME, 0, 0),
@@ -96,8 +102,8 @@ static int on_key(void *user, const char *section, const char *key, const char *
         }
         errno = 0;
         double d = strtod(v, &end);
-        if (*v == '\0' || *end != '\0' || errno != 0 || !isfinite(d) || d < f->lo ||
-            d > f->hi || (f->type != F_DOUBLE && d != floor(d))) {
+        if (*v == '\0' || *end != '\0' || errno != 0 || !isfinite(d) || d < f->lo || d > f->hi ||
+            (f->type != F_DOUBLE && d != floor(d))) {
             snprintf(c->why, sizeof c->why, "%s: expected %s in [%g, %g], got \"%s\"", key,
                      f->type == F_DOUBLE ? "a number" : "an integer", f->lo, f->hi, v);
             return 0;
@@ -149,8 +155,8 @@ static bool find_preset(const char *name, const char *kind, char *path, size_t c
     return false;
 }
 
-static kv_status load(const char *name, const char *kind, const char *section,
-                      const field *fields, size_t n_fields, void *out, kv_err *err)
+static kv_status load(const char *name, const char *kind, const char *section, const field *fields,
+                      size_t n_fields, void *out, kv_err *err)
 {
     char path[1024];
     if (!find_preset(name, kind, path, sizeof path))
@@ -193,7 +199,8 @@ kv_status kv_gpu_load(const char *name, kv_gpu *g, kv_err *err)
 kv_shape kv_model_shape(const kv_model *m, uint32_t tp)
 {
     if (m->mla_latent_dim > 0) /* MLA's latent is shared by all heads: every GPU holds it */
-        return (kv_shape){.n_layers = m->n_layers, .mla_latent_dim = m->mla_latent_dim,
+        return (kv_shape){.n_layers = m->n_layers,
+                          .mla_latent_dim = m->mla_latent_dim,
                           .elem_bits = 8 * m->kv_bytes};
     uint32_t heads = (m->n_kv_heads + tp - 1) / tp;
     kv_shape s = kv_shape_dense(m->n_layers, heads, m->head_dim);
@@ -217,7 +224,7 @@ kv_budget kv_kv_budget(const kv_model *m, const kv_gpu *g, uint32_t tp, double g
         (uint64_t)max_num_batched_tokens * (2ull * m->intermediate + 4ull * m->hidden) * 2 / tp +
         (uint64_t)max_num_seqs * m->vocab * 4;
     b.non_torch_bytes = 1ull << 29;
-    b.kv_bytes = (int64_t)b.usable_bytes - (int64_t)b.weight_bytes -
-                 (int64_t)b.activation_bytes - (int64_t)b.non_torch_bytes;
+    b.kv_bytes = (int64_t)b.usable_bytes - (int64_t)b.weight_bytes - (int64_t)b.activation_bytes -
+                 (int64_t)b.non_torch_bytes;
     return b;
 }

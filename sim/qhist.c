@@ -7,8 +7,8 @@
 
 /* ------------------------------------------------------------------------------------------ */
 
-#define QH_MIN 1e-7
-#define QH_MAX 1e6
+#define QH_MIN   1e-7
+#define QH_MAX   1e6
 #define QH_RATIO 1.001
 
 static uint32_t bucket_of(double x)

@@ -58,13 +58,47 @@ static FILE *open_in(kv_report *r, const char *name, kv_err *err)
     return f;
 }
 
-/* A time in seconds with microsecond resolution, or an empty field. */
-static void put_s(FILE *f, double x)
+/* A row being formatted by hand: printf's float conversion was a fifth of a replay's time. */
+typedef struct row_buf {
+    char b[512];
+    size_t n;
+} row_buf;
+
+static void put_u64(row_buf *r, uint64_t v)
 {
+    char t[20];
+    int k = 0;
+    do {
+        t[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (k)
+        r->b[r->n++] = t[--k];
+}
+
+/* ",x" with x in seconds to the microsecond (round half away from zero), or "," for NAN. */
+static void put_s(row_buf *r, double x)
+{
+    r->b[r->n++] = ',';
     if (isnan(x))
-        fputc(',', f);
-    else
-        fprintf(f, ",%.6f", x);
+        return;
+    long long us = llround(x * 1e6);
+    if (us < 0) {
+        r->b[r->n++] = '-';
+        us = -us;
+    }
+    put_u64(r, (uint64_t)us / 1000000);
+    r->b[r->n++] = '.';
+    uint64_t frac = (uint64_t)us % 1000000;
+    for (uint64_t d = 100000; d > 0; d /= 10)
+        r->b[r->n++] = (char)('0' + frac / d % 10);
+}
+
+static void put_str(row_buf *r, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(r->b + r->n, s, n);
+    r->n += n;
 }
 
 static void trace_event(kv_report *r, const char *fmt, ...)
@@ -105,22 +139,28 @@ static kv_status on_request(void *ctx, const kv_req_record *q, kv_err *err)
     kv_report *r = ctx;
     double ttft = q->t_first_token_s - q->t_arrival_s;
     double e2e = q->t_finish_s - q->t_arrival_s;
-    double tpot = q->output_tokens > 1
-                      ? (q->t_finish_s - q->t_first_token_s) / (q->output_tokens - 1)
-                      : NAN;
+    double tpot =
+        q->output_tokens > 1 ? (q->t_finish_s - q->t_first_token_s) / (q->output_tokens - 1) : NAN;
     FILE *f = r->requests;
-    fprintf(f, "%llu", (unsigned long long)q->id);
-    put_s(f, q->t_arrival_s);
-    put_s(f, q->t_admit_s);
-    put_s(f, q->t_first_token_s);
-    put_s(f, q->t_finish_s);
-    put_s(f, ttft);
-    put_s(f, tpot);
-    put_s(f, e2e);
-    fprintf(f, ",%u,%u,%u,%u,%u,%llu,%s,%s\n", q->prompt_tokens, q->output_tokens, q->n_samples,
-            q->cached_tokens, q->preemptions, (unsigned long long)q->swapped_bytes,
-            q->outcome == KV_REQ_DONE ? "done" : "rejected",
-            q->reject_reason ? q->reject_reason : "");
+    row_buf b = {.n = 0};
+    put_u64(&b, q->id);
+    put_s(&b, q->t_arrival_s);
+    put_s(&b, q->t_admit_s);
+    put_s(&b, q->t_first_token_s);
+    put_s(&b, q->t_finish_s);
+    put_s(&b, ttft);
+    put_s(&b, tpot);
+    put_s(&b, e2e);
+    const uint64_t ints[] = {q->prompt_tokens, q->output_tokens, q->n_samples,
+                             q->cached_tokens, q->preemptions,   q->swapped_bytes};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        b.b[b.n++] = ',';
+        put_u64(&b, ints[i]);
+    }
+    put_str(&b, q->outcome == KV_REQ_DONE ? ",done," : ",rejected,");
+    put_str(&b, q->reject_reason ? q->reject_reason : "");
+    b.b[b.n++] = '\n';
+    fwrite(b.b, 1, b.n, f);
     if (q->outcome == KV_REQ_DONE) {
         r->done++;
         kv_qhist_add(&r->ttft, ttft);
@@ -156,17 +196,17 @@ static kv_status on_step(void *ctx, const kv_step_record *s, kv_err *err)
     if (r->o.timeline_interval_s > 0 && s->t_end_s < r->next_sample_s)
         return KV_OK;
     if (r->o.timeline_interval_s > 0)
-        r->next_sample_s = (floor(s->t_end_s / r->o.timeline_interval_s) + 1) *
-                           r->o.timeline_interval_s;
+        r->next_sample_s =
+            (floor(s->t_end_s / r->o.timeline_interval_s) + 1) * r->o.timeline_interval_s;
     fprintf(r->timeline,
             "%.6f,%llu,%.6f,%u,%u,%u,%u,%llu,%u,%u,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n",
             s->t_end_s, (unsigned long long)s->step, dt * 1e3, s->running, s->waiting, s->swapped,
             s->batch_seqs, (unsigned long long)s->work.prefill_tokens, s->work.n_decode,
-            s->preempted, (unsigned long long)m->token_bytes,
-            (unsigned long long)m->reserved_bytes, (unsigned long long)m->internal_frag_bytes,
-            (unsigned long long)m->external_frag_bytes, (unsigned long long)m->free_bytes,
-            (unsigned long long)m->cached_free_bytes, (unsigned long long)m->host_bytes,
-            (unsigned long long)r->swap_out_since, (unsigned long long)r->swap_in_since);
+            s->preempted, (unsigned long long)m->token_bytes, (unsigned long long)m->reserved_bytes,
+            (unsigned long long)m->internal_frag_bytes, (unsigned long long)m->external_frag_bytes,
+            (unsigned long long)m->free_bytes, (unsigned long long)m->cached_free_bytes,
+            (unsigned long long)m->host_bytes, (unsigned long long)r->swap_out_since,
+            (unsigned long long)r->swap_in_since);
     double ts = s->t_end_s * 1e6;
     trace_event(r,
                 "{\"name\":\"KV memory (MiB)\",\"ph\":\"C\",\"pid\":2,\"ts\":%.3f,\"args\":{"
@@ -283,7 +323,10 @@ kv_status kv_report_close(kv_report **rp, const kv_engine *e, const char *meta_j
                         .batch_mean = es->steps ? es->batch_seqs_sum / (double)es->steps : 0,
                         .batch_peak = es->peak_running_seqs,
                         .wall_s = wall_s,
-                        .sim_s = es->makespan_s};
+                        .sim_s = es->makespan_s,
+                        .requests_in = es->requests_in,
+                        .steps = es->steps,
+                        .steps_jumped = es->steps_jumped};
         double tot = r->total_s * (double)r->pool_bytes;
         double *shares[5] = {&s.share_token, &s.share_reserved, &s.share_internal,
                              &s.share_external, &s.share_free};
@@ -336,7 +379,8 @@ kv_status kv_report_close(kv_report **rp, const kv_engine *e, const char *meta_j
         json_object_set_new(ev, "swap_ins", json_integer((json_int_t)es->swap_ins));
         json_object_set_new(ev, "swap_out_bytes", json_integer((json_int_t)es->swap_out_bytes));
         json_object_set_new(ev, "swap_in_bytes", json_integer((json_int_t)es->swap_in_bytes));
-        json_object_set_new(ev, "prefix_cached_tokens", json_integer((json_int_t)es->cached_tokens));
+        json_object_set_new(ev, "prefix_cached_tokens",
+                            json_integer((json_int_t)es->cached_tokens));
         json_object_set_new(ev, "prefill_tokens_computed",
                             json_integer((json_int_t)es->prefill_tokens_computed));
         json_object_set_new(ev, "device_copy_bytes", json_integer((json_int_t)as->copy_bytes));
@@ -355,12 +399,13 @@ kv_status kv_report_close(kv_report **rp, const kv_engine *e, const char *meta_j
                                 json_real(wall_s > 0 ? (double)es->requests_in / wall_s : 0));
             json_object_set_new(w, "steps_per_s",
                                 json_real(wall_s > 0 ? (double)es->steps / wall_s : 0));
+            json_object_set_new(w, "fast_path_steps", json_integer((json_int_t)es->steps_jumped));
             json_object_set_new(j, "wall", w);
         }
         char path[1200];
         snprintf(path, sizeof path, "%s/summary.json", r->dir);
-        if (json_dump_file(j, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) !=
-            0)
+        if (json_dump_file(j, path,
+                           JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) != 0)
             st = kv_errorf(err, KV_ERR_IO, "%s: write failed", path);
         json_decref(j);
     }

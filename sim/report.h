@@ -44,6 +44,7 @@ typedef struct kv_summary {
     uint32_t batch_peak;
     double share_token, share_reserved, share_internal, share_external, share_free;
     double wall_s, sim_s;
+    uint64_t requests_in, steps, steps_jumped;
 } kv_summary;
 
 /* Write summary.json and close every file. meta (may be NULL) is a JSON object of labels

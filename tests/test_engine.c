@@ -40,6 +40,7 @@ typedef struct capture {
     size_t n_req;
     kv_mem_breakdown mem_at[16]; /* after step k (1-based) */
     uint32_t running_at[16];
+    kv_engine_stats stats;
 } capture;
 
 static kv_status cap_request(void *ctx, const kv_req_record *r, kv_err *err)
@@ -63,8 +64,11 @@ static kv_status cap_step(void *ctx, const kv_step_record *s, kv_err *err)
 
 static kv_request rq(double t_s, uint32_t prompt, uint32_t output)
 {
-    return (kv_request){.t_arrival_us = (int64_t)(t_s * 1e6), .prompt_tokens = prompt,
-                        .output_tokens = output, .n_samples = 1, .beam_width = 1};
+    return (kv_request){.t_arrival_us = (int64_t)(t_s * 1e6),
+                        .prompt_tokens = prompt,
+                        .output_tokens = output,
+                        .n_samples = 1,
+                        .beam_width = 1};
 }
 
 /* Paged, 4-token blocks of 64-byte tokens, n_blocks in the pool, no watermark. */
@@ -87,6 +91,7 @@ static void run_paged(const kv_request *reqs, size_t n, uint32_t n_blocks, captu
     kv_status st = kv_engine_run(e, (kv_source){&src, list_next}, obs, true, &err);
     if (st != KV_OK)
         fail_msg("run: %s", err.msg);
+    c->stats = *kv_engine_stats_of(e);
     kv_engine_destroy(&e);
 }
 
@@ -188,8 +193,10 @@ static int replay(const char *trace, const char *strategy, const char *dir, cons
     char *argv[32];
     int argc = 0;
     char buf[512];
-    snprintf(buf, sizeof buf, "replay %s --strategy %s -o %s --rate-scale 4 --max-num-seqs 512 "
-             "--no-wall-time --timeline-interval 0 %s", trace, strategy, dir, extra);
+    snprintf(buf, sizeof buf,
+             "replay %s --strategy %s -o %s --rate-scale 4 --max-num-seqs 512 "
+             "--no-wall-time --timeline-interval 0 %s",
+             trace, strategy, dir, extra);
     for (char *t = strtok(buf, " "); t && argc < 31; t = strtok(NULL, " "))
         argv[argc++] = t;
     argv[argc] = NULL;
@@ -212,10 +219,12 @@ static void test_two_identical_runs_are_byte_identical(void **state)
     snprintf(d2, sizeof d2, "%s/kvsim-eng-%d-b", tmp, (int)getpid());
     const char *strategies[] = {"contiguous", "chunk-pool", "paged", "compressed"};
     for (int s = 0; s < 4; s++) {
-        assert_int_equal(replay("traces/data/azure2023_code.csv", strategies[s], d1,
-                                "--limit 3000 --perfetto"), 0);
-        assert_int_equal(replay("traces/data/azure2023_code.csv", strategies[s], d2,
-                                "--limit 3000 --perfetto"), 0);
+        assert_int_equal(
+            replay("traces/data/azure2023_code.csv", strategies[s], d1, "--limit 3000 --perfetto"),
+            0);
+        assert_int_equal(
+            replay("traces/data/azure2023_code.csv", strategies[s], d2, "--limit 3000 --perfetto"),
+            0);
         const char *files[] = {"config.json", "requests.csv", "timeline.csv", "summary.json",
                                "trace.json"};
         for (int f = 0; f < 5; f++) {
@@ -256,6 +265,73 @@ static void test_checker_holds_at_every_step_on_real_traces(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* One request decoding alone: the fast path takes every step but the prefill and the last
+ * decode (a completion); new blocks are taken inside jumps. The checker compares the
+ * delta-maintained breakdown with a recount after every jump. */
+static void test_fast_path_jumps_over_pure_decode_steps(void **state)
+{
+    (void)state;
+    kv_request r = rq(0, 5, 40);
+    capture c;
+    run_paged(&r, 1, 16, &c);
+    assert_int_equal(c.stats.steps, 40);
+    assert_true(c.stats.steps_jumped >= 37);
+    assert_true(find(&c, 0)->t_finish_s == 40);
+}
+
+/* The fast path must not change a byte: every bundled trace, every strategy, with and without. */
+static void test_fast_path_gives_byte_identical_outputs(void **state)
+{
+    (void)state;
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char d1[256], d2[256];
+    snprintf(d1, sizeof d1, "%s/kvsim-fp-%d-a", tmp, (int)getpid());
+    snprintf(d2, sizeof d2, "%s/kvsim-fp-%d-b", tmp, (int)getpid());
+    struct {
+        const char *trace, *extra;
+    } traces[] = {
+        {"traces/data/azure2023_conv.csv", ""},
+        {"traces/data/azure2023_code.csv", ""},
+        {"traces/data/mooncake_synthetic_trace.jsonl",
+         "--model Llama-3.1-405B --gpu H200 --tp 8 --max-model-len 131072"},
+    };
+    const char *strategies[] = {"contiguous --reserve pow2",
+                                "contiguous --reserve grow",
+                                "chunk-pool",
+                                "chunk-pool --layout fused",
+                                "paged",
+                                "compressed"};
+    for (size_t t = 0; t < 3; t++) {
+        for (size_t s = 0; s < sizeof strategies / sizeof strategies[0]; s++) {
+            char x[512];
+            snprintf(x, sizeof x, "%s %s", traces[t].extra, strategies[s]);
+            char strat[64];
+            snprintf(strat, sizeof strat, "%s", strategies[s]);
+            char *space = strchr(strat, ' ');
+            const char *knobs = space ? strategies[s] + (space - strat) + 1 : "";
+            if (space)
+                *space = '\0';
+            snprintf(x, sizeof x, "%s %s", traces[t].extra, knobs);
+            assert_int_equal(replay(traces[t].trace, strat, d1, x), 0);
+            char y[600];
+            snprintf(y, sizeof y, "%s --no-fast-path", x);
+            assert_int_equal(replay(traces[t].trace, strat, d2, y), 0);
+            const char *files[] = {"requests.csv", "timeline.csv", "summary.json"};
+            for (int f = 0; f < 3; f++) {
+                char a[1024], b[1024];
+                snprintf(a, sizeof a, "%s/%s", d1, files[f]);
+                snprintf(b, sizeof b, "%s/%s", d2, files[f]);
+                if (!same_file(a, b))
+                    fail_msg("%s, %s: %s differs with the fast path", traces[t].trace,
+                             strategies[s], files[f]);
+            }
+        }
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", d1, d2);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +341,8 @@ int main(void)
         cmocka_unit_test(test_parallel_samples_share_the_prompt),
         cmocka_unit_test(test_two_identical_runs_are_byte_identical),
         cmocka_unit_test(test_checker_holds_at_every_step_on_real_traces),
+        cmocka_unit_test(test_fast_path_jumps_over_pure_decode_steps),
+        cmocka_unit_test(test_fast_path_gives_byte_identical_outputs),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }

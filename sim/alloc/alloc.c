@@ -151,7 +151,9 @@ kv_seq_id kv_alloc_slot_take(kv_alloc *a)
     if (s == KV_SEQ_NONE)
         return KV_SEQ_NONE;
     a->free_slot = a->seqs[s].next_free;
-    a->seqs[s] = (kv_seq){.state = KV_SEQ_RESIDENT, .next_free = KV_SEQ_NONE};
+    a->seqs[s] =
+        (kv_seq){.state = KV_SEQ_RESIDENT, .next_free = KV_SEQ_NONE, .live_idx = a->n_live};
+    a->live[a->n_live++] = s;
     a->n_resident++;
     return s;
 }
@@ -162,6 +164,9 @@ void kv_alloc_slot_give(kv_alloc *a, kv_seq_id s)
         a->n_resident--;
     else
         a->n_swapped--;
+    uint32_t i = a->seqs[s].live_idx, moved = a->live[--a->n_live];
+    a->live[i] = moved;
+    a->seqs[moved].live_idx = i;
     a->seqs[s] = (kv_seq){.state = KV_SEQ_FREE, .next_free = a->free_slot};
     a->free_slot = s;
 }
@@ -199,7 +204,10 @@ kv_status kv_alloc_create(const kv_alloc_config *c, kv_alloc **out, kv_err *err)
     a->native_token_bytes = kv_shape_token_bytes(&c->shape);
     a->token_bytes = a->native_token_bytes;
     a->seqs = kv_hostmem_zalloc(c->max_seqs, sizeof *a->seqs);
-    if (a->seqs == NULL) {
+    a->live = kv_hostmem_zalloc(c->max_seqs, sizeof *a->live);
+    if (a->seqs == NULL || a->live == NULL) {
+        free(a->seqs);
+        free(a->live);
         free(a);
         return kv_errorf(err, KV_ERR_NOMEM, "allocator: out of host memory for %u slots",
                          c->max_seqs);
@@ -207,7 +215,7 @@ kv_status kv_alloc_create(const kv_alloc_config *c, kv_alloc **out, kv_err *err)
     for (uint32_t s = 0; s < c->max_seqs; s++)
         a->seqs[s].next_free = s + 1 < c->max_seqs ? s + 1 : KV_SEQ_NONE;
     a->free_slot = 0;
-    a->metadata_bytes = sizeof *a + (uint64_t)c->max_seqs * sizeof *a->seqs;
+    a->metadata_bytes = sizeof *a + (uint64_t)c->max_seqs * (sizeof *a->seqs + sizeof *a->live);
 
     switch (c->strategy) {
     case KV_CONTIGUOUS: st = kv_contiguous_init(a, err); break;
@@ -218,6 +226,7 @@ kv_status kv_alloc_create(const kv_alloc_config *c, kv_alloc **out, kv_err *err)
     }
     if (st != KV_OK) {
         free(a->seqs);
+        free(a->live);
         free(a);
         return st == KV_ERR_NOMEM ? kv_errorf(err, st, "allocator: out of host memory") : st;
     }
@@ -238,6 +247,7 @@ void kv_alloc_destroy(kv_alloc **ap)
     case KV_N_STRATEGIES: break;
     }
     free(a->seqs);
+    free(a->live);
     free(a);
     *ap = NULL;
 }
@@ -255,6 +265,59 @@ uint64_t kv_alloc_token_bytes(const kv_alloc *a)
 const kv_alloc_stats *kv_alloc_stats_of(const kv_alloc *a)
 {
     return &a->stats;
+}
+
+kv_status kv_alloc_growth(const kv_alloc *a, kv_seq_id s, kv_growth *g)
+{
+    if (!seq_in(a, s, KV_SEQ_RESIDENT))
+        return KV_INVALID;
+    const kv_seq *q = &a->seqs[s];
+    *g = (kv_growth){.tokens = q->tokens, .final_tokens = q->final_tokens};
+    switch (a->cfg.strategy) {
+    case KV_CONTIGUOUS: g->capacity = q->u.ext.cap; break;
+    case KV_CHUNK_POOL: {
+        const kv_chunkpool *c = &a->u.chunk;
+        g->capacity = q->u.ch.n_chunks * c->chunk_tokens;
+        g->unit_tokens = c->chunk_tokens;
+        g->unit_maps = c->n_tensors;
+        g->unit_bytes = (uint64_t)c->n_tensors * a->cfg.chunk.chunk_bytes;
+        break;
+    }
+    case KV_COMPRESSED:
+        if (a->cfg.compressed.policy != KV_TOKENS_ALL) {
+            g->capacity = q->tokens;
+            break;
+        }
+        /* fall through - with every token kept, compressed grows as paged does */
+    case KV_PAGED: {
+        const kv_paged *p = &a->u.paged;
+        uint32_t last = p->tables[(size_t)s * p->stride + q->u.pg.n_blocks - 1];
+        g->capacity = q->u.pg.n_blocks * p->block_tokens;
+        g->unit_tokens = p->block_tokens;
+        g->unit_bytes = p->block_bytes;
+        g->copy_next = p->refcnt[last] > 1 && p->fill[last] < p->block_tokens;
+        break;
+    }
+    case KV_N_STRATEGIES: break;
+    }
+    return KV_OK;
+}
+
+void kv_alloc_free_bytes(const kv_alloc *a, uint64_t *free_bytes, uint64_t *cached_free_bytes)
+{
+    *free_bytes = *cached_free_bytes = 0;
+    switch (a->cfg.strategy) {
+    case KV_CONTIGUOUS: break; /* extents do not grow in a fast-path jump */
+    case KV_CHUNK_POOL: *free_bytes = (uint64_t)a->u.chunk.n_free * a->cfg.chunk.chunk_bytes; break;
+    case KV_PAGED:
+    case KV_COMPRESSED: {
+        const kv_paged *p = &a->u.paged;
+        *free_bytes = (uint64_t)(p->n_free_stack + p->n_lru) * p->block_bytes;
+        *cached_free_bytes = (uint64_t)p->n_lru * p->block_bytes;
+        break;
+    }
+    case KV_N_STRATEGIES: break;
+    }
 }
 
 kv_seq_state kv_alloc_seq_state(const kv_alloc *a, kv_seq_id s)
@@ -278,6 +341,20 @@ bool kv_alloc_can_admit(const kv_alloc *a, const kv_admit_req *req)
     case KV_CHUNK_POOL: return kv_chunk_can_admit(a, req);
     case KV_PAGED: return kv_paged_can_admit(a, req);
     case KV_COMPRESSED: return kv_compressed_can_admit(a, req);
+    case KV_N_STRATEGIES: break;
+    }
+    return false;
+}
+
+bool kv_alloc_too_large(const kv_alloc *a, const kv_admit_req *req)
+{
+    if (check_req(a, req) != KV_OK)
+        return false;
+    switch (a->cfg.strategy) {
+    case KV_CONTIGUOUS: return kv_contiguous_too_large(a, req);
+    case KV_CHUNK_POOL: return kv_chunk_too_large(a, req);
+    case KV_PAGED:
+    case KV_COMPRESSED: return kv_paged_too_large(a, req);
     case KV_N_STRATEGIES: break;
     }
     return false;
@@ -471,7 +548,7 @@ void kv_alloc_breakdown(const kv_alloc *a, const kv_admit_req *waiting, kv_mem_b
     case KV_COMPRESSED: kv_compressed_breakdown(a, waiting, out); break;
     case KV_N_STRATEGIES: break;
     }
-    for (uint32_t s = 0; s < a->cfg.max_seqs; s++)
+    for (LIVE_EACH(a, i, s))
         if (a->seqs[s].state == KV_SEQ_RESIDENT)
             out->uncompressed_token_bytes += (uint64_t)a->seqs[s].tokens * a->native_token_bytes;
 }
@@ -493,6 +570,14 @@ kv_status kv_alloc_check(const kv_alloc *a, kv_err *err)
         }
         if (q->state != KV_SEQ_FREE && (q->tokens == 0 || q->tokens > a->cfg.max_seq_tokens))
             return kv_errorf(err, KV_CORRUPT, "seq %u: %u tokens", s, q->tokens);
+    }
+    if (a->n_live != n_res + n_sw)
+        return kv_errorf(err, KV_CORRUPT, "live list holds %u, %u sequences live", a->n_live,
+                         n_res + n_sw);
+    for (uint32_t i = 0; i < a->n_live; i++) {
+        uint32_t s = a->live[i];
+        if (s >= a->cfg.max_seqs || a->seqs[s].state == KV_SEQ_FREE || a->seqs[s].live_idx != i)
+            return kv_errorf(err, KV_CORRUPT, "live list entry %u (seq %u) is stale", i, s);
     }
     uint32_t listed = 0;
     for (uint32_t s = a->free_slot; s != KV_SEQ_NONE; s = a->seqs[s].next_free) {

@@ -210,6 +210,10 @@ uint64_t kv_alloc_token_bytes(const kv_alloc *a);
 /* Whether admit(req) would succeed now and leave at least watermark x pool free. */
 bool kv_alloc_can_admit(const kv_alloc *a, const kv_admit_req *req);
 
+/* Whether req can never be admitted, not even into an empty pool (admit would return
+ * KV_TOO_LARGE): the scheduler rejects it instead of letting it block the queue. */
+bool kv_alloc_too_large(const kv_alloc *a, const kv_admit_req *req);
+
 /* Reserve room for the whole prompt (and, for contiguous, the reservation policy's length) and
  * make a new sequence holding prompt_tokens tokens. *seq gets its id; *cached_tokens (may be
  * NULL) the prompt tokens found in the prefix cache.
@@ -240,6 +244,25 @@ kv_status kv_alloc_swap_in(kv_alloc *a, kv_seq_id seq, kv_swap_stats *st);
 
 /* Where resident seq's KV lives. KV_OK or KV_INVALID. */
 kv_status kv_alloc_placement(const kv_alloc *a, kv_seq_id seq, kv_placement *out);
+
+/* How resident seq grows, for the engine's fast path: appends fill `capacity - tokens` slots in
+ * place; after that each unit of unit_tokens more slots takes unit_bytes of the pool (and
+ * unit_maps chunk map calls), one append of k tokens leaving the same state, block ids apart, as
+ * k appends of one. unit_tokens is 0 where growth changes the layout (contiguous moves,
+ * compressed token policies), and copy_next is set when the next append must copy a shared
+ * block: no jump past either. */
+typedef struct kv_growth {
+    uint32_t tokens, capacity, final_tokens;
+    uint32_t unit_tokens, unit_maps;
+    uint64_t unit_bytes;
+    bool copy_next;
+} kv_growth;
+
+kv_status kv_alloc_growth(const kv_alloc *a, kv_seq_id seq, kv_growth *out);
+
+/* Free pool bytes, and of those the bytes still holding evictable prefix-cache blocks (taken
+ * last). */
+void kv_alloc_free_bytes(const kv_alloc *a, uint64_t *free_bytes, uint64_t *cached_free_bytes);
 
 kv_seq_state kv_alloc_seq_state(const kv_alloc *a, kv_seq_id seq);
 uint32_t kv_alloc_seq_tokens(const kv_alloc *a, kv_seq_id seq);

@@ -20,6 +20,7 @@ typedef struct kv_seq {
     uint32_t tokens;       /* logical tokens */
     uint32_t final_tokens; /* expected final length, for the breakdown */
     uint32_t next_free;    /* slot free list, while KV_SEQ_FREE */
+    uint32_t live_idx;     /* index in kv_alloc.live, while live */
     uint64_t host_bytes;   /* bytes in the host tier, while KV_SEQ_SWAPPED */
     union {
         struct {
@@ -78,6 +79,8 @@ struct kv_alloc {
     uint64_t native_token_bytes; /* one token at the model's native dtype */
     kv_seq *seqs;
     uint32_t free_slot; /* head of the free slot list */
+    uint32_t *live;     /* ids of live (resident or swapped) sequences, in no order */
+    uint32_t n_live;
     uint32_t n_resident, n_swapped;
     uint64_t host_used_bytes;
     uint64_t metadata_bytes;
@@ -94,6 +97,12 @@ struct kv_alloc {
 /* Take a free sequence slot (KV_SEQ_NONE when none) / give one back. */
 kv_seq_id kv_alloc_slot_take(kv_alloc *a);
 void kv_alloc_slot_give(kv_alloc *a, kv_seq_id s);
+
+/* Iterate over live sequences: for (LIVE_EACH(a, i, s)) { ... } */
+#define LIVE_EACH(a, i, s)                                                                         \
+    uint32_t i = 0, s = (a)->n_live ? (a)->live[0] : 0;                                            \
+    i < (a)->n_live;                                                                               \
+    s = ++i < (a)->n_live ? (a)->live[i] : 0
 
 /* Bytes the watermark keeps free. */
 uint64_t kv_alloc_watermark_bytes(const kv_alloc *a);
@@ -123,6 +132,11 @@ KV_STRATEGY_OPS(contiguous)
 KV_STRATEGY_OPS(chunk)
 KV_STRATEGY_OPS(paged)
 KV_STRATEGY_OPS(compressed)
+
+/* Whether a request can never fit, even in an empty pool (paged.c serves compressed too). */
+bool kv_contiguous_too_large(const kv_alloc *a, const kv_admit_req *req);
+bool kv_chunk_too_large(const kv_alloc *a, const kv_admit_req *req);
+bool kv_paged_too_large(const kv_alloc *a, const kv_admit_req *req);
 
 /* Paged internals that compressed builds on (paged.c). */
 kv_status kv_paged_init_blocks(kv_alloc *a, uint64_t token_bytes, kv_err *err);

@@ -115,6 +115,12 @@ void kv_chunk_fini(kv_alloc *a)
     *c = (kv_chunkpool){0};
 }
 
+bool kv_chunk_too_large(const kv_alloc *a, const kv_admit_req *req)
+{
+    const kv_chunkpool *c = &a->u.chunk;
+    return (uint64_t)chunks_for(c, req->final_tokens) * c->n_tensors > c->n_chunks;
+}
+
 bool kv_chunk_can_admit(const kv_alloc *a, const kv_admit_req *req)
 {
     const kv_chunkpool *c = &a->u.chunk;
@@ -211,7 +217,7 @@ void kv_chunk_breakdown(const kv_alloc *a, const kv_admit_req *waiting, kv_mem_b
     const kv_chunkpool *c = &a->u.chunk;
     uint64_t tb = a->token_bytes, cb = a->cfg.chunk.chunk_bytes;
     uint64_t tok = 0, res = 0, held = 0;
-    for (uint32_t s = 0; s < a->cfg.max_seqs; s++) {
+    for (LIVE_EACH(a, i, s)) {
         const kv_seq *q = &a->seqs[s];
         if (q->state != KV_SEQ_RESIDENT)
             continue;

@@ -134,6 +134,12 @@ void kv_contiguous_fini(kv_alloc *a)
         kv_holes_fini(&a->u.contig.holes);
 }
 
+bool kv_contiguous_too_large(const kv_alloc *a, const kv_admit_req *req)
+{
+    uint32_t need = reservation(a, req->prompt_tokens, req->final_tokens);
+    return need > max_units(a) || req->final_tokens > max_units(a);
+}
+
 bool kv_contiguous_can_admit(const kv_alloc *a, const kv_admit_req *req)
 {
     uint32_t need = reservation(a, req->prompt_tokens, req->final_tokens);
@@ -147,10 +153,9 @@ kv_status kv_contiguous_admit(kv_alloc *a, kv_seq_id s, const kv_admit_req *req,
                               uint32_t *cached_tokens)
 {
     (void)cached_tokens; /* no prefix sharing across extents */
-    uint32_t need = reservation(a, req->prompt_tokens, req->final_tokens);
-    if (need > max_units(a) || req->final_tokens > max_units(a))
+    if (kv_contiguous_too_large(a, req))
         return KV_TOO_LARGE;
-    uint32_t start = place(a, need, s);
+    uint32_t start = place(a, reservation(a, req->prompt_tokens, req->final_tokens), s);
     if (start == KV_UNIT_NONE)
         return KV_NO_SPACE;
     a->seqs[s].u.ext.start = start;
@@ -237,7 +242,7 @@ void kv_contiguous_breakdown(const kv_alloc *a, const kv_admit_req *waiting, kv_
 {
     const kv_contig *c = &a->u.contig;
     uint64_t tb = a->token_bytes, tok = 0, res = 0, intl = 0;
-    for (uint32_t s = 0; s < a->cfg.max_seqs; s++) {
+    for (LIVE_EACH(a, i, s)) {
         const kv_seq *q = &a->seqs[s];
         if (q->state != KV_SEQ_RESIDENT)
             continue;

@@ -298,6 +298,11 @@ static void plan_admit(const kv_alloc *a, const kv_admit_req *req, uint32_t *hit
     pl->n_new = pl->n_table - dropped - pl->n_hits;
 }
 
+bool kv_paged_too_large(const kv_alloc *a, const kv_admit_req *req)
+{
+    return peak_blocks(a, req->final_tokens) > a->u.paged.n_blocks;
+}
+
 bool kv_paged_can_admit(const kv_alloc *a, const kv_admit_req *req)
 {
     const kv_paged *p = &a->u.paged;
@@ -525,7 +530,7 @@ void kv_paged_breakdown(const kv_alloc *a, const kv_admit_req *waiting, kv_mem_b
     const kv_paged *p = &a->u.paged;
     uint64_t dead = 0, res = 0;
     uint32_t n_touched = 0;
-    for (uint32_t s = 0; s < a->cfg.max_seqs; s++) {
+    for (LIVE_EACH(a, i, s)) {
         const kv_seq *q = &a->seqs[s];
         if (q->state != KV_SEQ_RESIDENT)
             continue;
@@ -534,10 +539,10 @@ void kv_paged_breakdown(const kv_alloc *a, const kv_admit_req *waiting, kv_mem_b
         dead += stored - (uint64_t)q->u.pg.n_dropped * p->block_tokens - kept_tokens(a, q->tokens);
         /* The last block fills up to where the sequence's stored end will be at its final
          * length; with a shared partial block, the sharer that goes furthest decides. */
-        uint32_t i = q->u.pg.n_blocks - 1, b = table_of(p, s)[i];
+        uint32_t li = q->u.pg.n_blocks - 1, b = table_of(p, s)[li];
         uint32_t future_end =
             stored_end(a, q->final_tokens > q->tokens ? q->final_tokens : q->tokens);
-        uint32_t w = fill_at(p, future_end > stored ? future_end : (uint32_t)stored, i);
+        uint32_t w = fill_at(p, future_end > stored ? future_end : (uint32_t)stored, li);
         if (p->want[b] == 0)
             p->touched[n_touched++] = b;
         if (w > p->want[b])
