@@ -81,6 +81,7 @@ struct kv_engine {
     uint64_t *ev_bytes;
     int64_t *ev_reserved;
     uint32_t *ev_maps;
+    kv_growth *growth; /* one per running sequence */
     bool check_jumps;
     kv_engine_stats st;
 };
@@ -758,9 +759,11 @@ static kv_status try_jump(kv_engine *e, kv_observer *obs, uint64_t *jumped, kv_e
     if (!e->ec.fast_path || e->n_running == 0 || e->swapped.len > 0 ||
         (e->have_next && arrival_s(e, &e->next) <= e->now))
         return KV_OK;
+    /* An adaptive horizon (twice the last jump, since arrivals cut most jumps short) was
+     * tried: it made more, shorter jumps and cost 60% more time on the 1M-request chat bench
+     * (7.5 s against 4.6 s), so events are built up to the completion bound. */
     uint64_t k_max = JUMP_MAX, context = 0;
     uint32_t n_seqs = 0;
-    kv_growth g;
     for (uint32_t i = 0; i < e->n_running && k_max > 0; i++) {
         const req *q = &e->reqs[e->running[i]];
         if (q->computed < q->context || q->generated == 0 || q->n_seqs < q->n)
@@ -768,7 +771,9 @@ static kv_status try_jump(kv_engine *e, kv_observer *obs, uint64_t *jumped, kv_e
         if (q->output - q->generated - 1 < k_max)
             k_max = q->output - q->generated - 1;
         for (uint32_t s = 0; s < q->n_seqs; s++) {
-            KV_ASSERT(kv_alloc_growth(e->a, q->seqs[s], &g) == KV_OK);
+            kv_growth *gp = &e->growth[n_seqs + s], g;
+            KV_ASSERT(kv_alloc_growth(e->a, q->seqs[s], gp) == KV_OK);
+            g = *gp;
             if (g.copy_next)
                 return KV_OK;
             if (g.unit_tokens == 0 && g.capacity - g.tokens < k_max)
@@ -786,20 +791,17 @@ static kv_status try_jump(kv_engine *e, kv_observer *obs, uint64_t *jumped, kv_e
     memset(e->ev_bytes, 0, (k_max + 1) * sizeof *e->ev_bytes);
     memset(e->ev_reserved, 0, (k_max + 1) * sizeof *e->ev_reserved);
     memset(e->ev_maps, 0, (k_max + 1) * sizeof *e->ev_maps);
-    for (uint32_t i = 0; i < e->n_running; i++) {
-        const req *q = &e->reqs[e->running[i]];
-        for (uint32_t s = 0; s < q->n_seqs; s++) {
-            KV_ASSERT(kv_alloc_growth(e->a, q->seqs[s], &g) == KV_OK);
-            if (g.unit_tokens == 0)
-                continue;
-            uint64_t cap = g.capacity, f = g.final_tokens;
-            for (uint64_t j = cap - g.tokens + 1; j <= k_max; j += g.unit_tokens) {
-                uint64_t grown = cap + g.unit_tokens;
-                e->ev_bytes[j] += g.unit_bytes;
-                e->ev_maps[j] += g.unit_maps;
-                e->ev_reserved[j] += (int64_t)((grown < f ? grown : f) - (cap < f ? cap : f));
-                cap = grown;
-            }
+    for (uint32_t i = 0; i < n_seqs; i++) {
+        const kv_growth *g = &e->growth[i];
+        if (g->unit_tokens == 0)
+            continue;
+        uint64_t cap = g->capacity, f = g->final_tokens;
+        for (uint64_t j = cap - g->tokens + 1; j <= k_max; j += g->unit_tokens) {
+            uint64_t grown = cap + g->unit_tokens;
+            e->ev_bytes[j] += g->unit_bytes;
+            e->ev_maps[j] += g->unit_maps;
+            e->ev_reserved[j] += (int64_t)((grown < f ? grown : f) - (cap < f ? cap : f));
+            cap = grown;
         }
     }
     uint64_t free_bytes, cached_bytes;
@@ -925,8 +927,9 @@ kv_status kv_engine_create(const kv_engine_config *ec, const kv_alloc_config *ac
     e->ev_bytes = malloc((JUMP_MAX + 1) * sizeof *e->ev_bytes);
     e->ev_reserved = malloc((JUMP_MAX + 1) * sizeof *e->ev_reserved);
     e->ev_maps = malloc((JUMP_MAX + 1) * sizeof *e->ev_maps);
+    e->growth = malloc(c.max_seqs * sizeof *e->growth);
     if (st == KV_OK && (!e->running || !e->decodes || !e->chunks || !e->ev_bytes ||
-                        !e->ev_reserved || !e->ev_maps))
+                        !e->ev_reserved || !e->ev_maps || !e->growth))
         st = kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
     if (st != KV_OK) {
         kv_engine_destroy(&e);
@@ -963,6 +966,7 @@ void kv_engine_destroy(kv_engine **ep)
     free(e->ev_bytes);
     free(e->ev_reserved);
     free(e->ev_maps);
+    free(e->growth);
     free(e->next_hashes);
     free(e);
     *ep = NULL;
