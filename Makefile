@@ -15,7 +15,7 @@ BUILD   ?= build
 CFLAGS  ?= -O2 -g
 
 KV_CFLAGS   := -std=c11 -Wall -Wextra -Wpedantic -Werror -MMD -MP
-KV_CPPFLAGS := -Isim -Isim/alloc -Itraces -Iworkloads -D_POSIX_C_SOURCE=200809L
+KV_CPPFLAGS := -Isim -Isim/alloc -Itraces -Iworkloads -Ianalysis -D_POSIX_C_SOURCE=200809L
 KV_LDLIBS   := -lcsv -ljansson -linih -lz -lgsl -lgslcblas -lm
 TEST_LDLIBS := -lcmocka
 
@@ -26,7 +26,7 @@ DEB_PKGS := libgsl-dev libcsv-dev libcmocka-dev gnuplot-nox libjansson-dev libin
 STRESS_OPS ?= 100000
 
 ALLOC_SRC := $(wildcard sim/alloc/*.c)
-LIB_SRC   := $(wildcard traces/*.c workloads/*.c)
+LIB_SRC   := $(wildcard traces/*.c workloads/*.c analysis/*.c)
 KVSIM_SRC := $(wildcard sim/*.c)
 TEST_SRC  := $(wildcard tests/test_*.c)
 
@@ -38,7 +38,7 @@ LIBALLOC  := $(BUILD)/libkvalloc.a
 LIBKV     := $(BUILD)/libkvsim.a
 KVSIM     := $(BUILD)/kvsim
 
-.PHONY: all run test check bench gpu gpu-test gpu-build-check deps clean format fuzz
+.PHONY: all run test check bench gpu gpu-test gpu-build-check deps clean format fuzz gate baseline
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -89,6 +89,30 @@ test: deps
 	awk '/\[  PASSED  \]/ {p += $$4} /\[  FAILED  \] [0-9]/ {f += $$4} \
 	     END {printf "%d passed, %d failed\n", p, f}' $(BUILD)/test.log; \
 	exit $$fail
+
+# The regression gate: every strategy on both bundled Azure traces, against results/baseline/.
+# A change that shifts simulated behaviour on purpose refreshes the baseline with
+# `make baseline` and commits it.
+GATE_TRACES := azure2023_conv azure2023_code
+GATE_ARGS   := --model Llama-3-8B --gpu H100-80GB --rate-scale 3 --max-num-seqs 1024 --no-wall-time
+GATE_RULES  := analysis/gate-rules.ini
+
+gate: all
+	@rc=0; for t in $(GATE_TRACES); do \
+	  ./$(KVSIM) compare traces/data/$$t.csv $(GATE_ARGS) -o $(BUILD)/gate/$$t > /dev/null || exit 2; \
+	  for d in results/baseline/$$t/*/; do s=$$(basename $$d); \
+	    ./$(KVSIM) gate --baseline $$d --current $(BUILD)/gate/$$t/$$s --rules $(GATE_RULES) \
+	      --junit $(BUILD)/gate/$$t-$$s.xml > $(BUILD)/gate/$$t-$$s.txt; r=$$?; \
+	    if [ $$r -ne 0 ]; then cat $(BUILD)/gate/$$t-$$s.txt; rc=$$r; \
+	    else echo "gate: $$t $$s: $$(tail -1 $(BUILD)/gate/$$t-$$s.txt)"; fi; \
+	  done; \
+	done; exit $$rc
+
+baseline: all
+	@for t in $(GATE_TRACES); do \
+	  ./$(KVSIM) compare traces/data/$$t.csv $(GATE_ARGS) -o results/baseline/$$t; \
+	  rm -f results/baseline/$$t/*/requests.csv results/baseline/$$t/*/timeline.csv; \
+	done
 
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 

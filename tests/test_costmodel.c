@@ -35,7 +35,7 @@ static void test_h100_preset_matches_measured_decode_steps(void **state)
     const struct {
         uint32_t batch, ctx;
         double ms;
-    } m4[] = {{1, 1024, 6.18},  {8, 1024, 6.73},  {32, 1024, 7.77}, {64, 1024, 9.32},
+    } m4[] = {{1, 1024, 6.18},    {8, 1024, 6.73},   {32, 1024, 7.77}, {64, 1024, 9.32},
               {128, 1024, 12.75}, {32, 4096, 11.90}, {256, 512, 13.93}};
     for (size_t i = 0; i < sizeof m4 / sizeof m4[0]; i++) {
         double got = decode_ms(&cm, m4[i].batch, m4[i].ctx);
