@@ -38,7 +38,7 @@ LIBALLOC  := $(BUILD)/libkvalloc.a
 LIBKV     := $(BUILD)/libkvsim.a
 KVSIM     := $(BUILD)/kvsim
 
-.PHONY: all run test check bench gpu gpu-test gpu-build-check deps clean format fuzz gate baseline
+.PHONY: all run plots test check bench gpu gpu-test gpu-build-check deps clean format fuzz gate baseline
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -70,12 +70,17 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBKV) $(LIBALLOC)
 
 # ------------------------------------------------------------------------------------------
 # The main job: every strategy on the bundled Azure conversation trace, Llama-3-8B on one H100,
-# at 3x the trace's arrival rate (results/default/README.md says why), into results/default/.
+# at 3x the trace's arrival rate (results/default/README.md says why), into results/default/
+# with its figures. `make plots` also redoes the code trace's (results/azure2023_code/).
 RUN_ARGS := traces/data/azure2023_conv.csv --model Llama-3-8B --gpu H100-80GB --rate-scale 3 \
-            --max-num-seqs 1024 --no-wall-time -o results/default
+            --max-num-seqs 1024 --no-wall-time --plot -o results/default
 run: deps
 	@$(MAKE) --no-print-directory all
 	./$(KVSIM) compare $(RUN_ARGS)
+
+plots: run
+	./$(KVSIM) compare traces/data/azure2023_code.csv --model Llama-3-8B --gpu H100-80GB \
+	  --rate-scale 3 --max-num-seqs 1024 --no-wall-time --plot -o results/azure2023_code
 
 # Every test binary; a closing "N passed, M failed" line sums cmocka's counts over all of them.
 test: deps

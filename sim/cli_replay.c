@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_plot.h"
 #include "costmodel.h"
 #include "engine.h"
 #include "gen.h"
@@ -29,7 +30,7 @@ typedef struct run_opts {
     kv_alloc_config ac; /* strategy knobs; shape and pool filled from the presets */
     kv_report_opts ro;
     kv_trace_opts to;
-    bool check, progress;
+    bool check, progress, plot;
 } run_opts;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -73,7 +74,8 @@ static void usage_compare(FILE *f)
     fprintf(f, "usage: kvsim compare TRACE [options] [-o DIR]\n"
                "  Replay TRACE under contiguous (max, pow2, oracle), chunk-pool, paged and\n"
                "  compressed (fp8) and print one table; with -o, each run's files go to\n"
-               "  DIR/<strategy>/ and the table to DIR/compare.txt and DIR/compare.csv.\n");
+               "  DIR/<strategy>/ and the table to DIR/compare.txt and DIR/compare.csv;\n"
+               "  with --plot too, the figures of kvsim plot to DIR/plots/.\n");
     usage_common(f);
 }
 
@@ -181,6 +183,8 @@ static int parse(const char *cmd, int argc, char **argv, run_opts *o, bool *stra
             o->check = true;
         else if (strcmp(a, "--no-fast-path") == 0)
             o->ec.fast_path = false;
+        else if (strcmp(a, "--plot") == 0)
+            o->plot = true;
         else if (strcmp(a, "--reserve") == 0)
             ok = ENUM(kv_reserve_parse, o->ac.contiguous.reserve);
         else if (strcmp(a, "--fit") == 0)
@@ -570,8 +574,9 @@ int kv_cli_compare_main(int argc, char **argv)
     }
     if (rc < 0)
         return KV_EXIT_USAGE;
-    if (o.trace == NULL || strategy_set) {
-        fprintf(stderr, "kvsim compare: TRACE is required; --strategy is not (it runs them all)\n");
+    if (o.trace == NULL || strategy_set || (o.plot && o.out == NULL)) {
+        fprintf(stderr, "kvsim compare: TRACE is required, --strategy is not (it runs them all), "
+                        "and --plot needs -o DIR\n");
         usage_compare(stderr);
         return KV_EXIT_USAGE;
     }
@@ -622,6 +627,18 @@ int kv_cli_compare_main(int argc, char **argv)
         if (!f) {
             fprintf(stderr, "kvsim compare: %s: cannot write\n", path);
             return KV_EXIT_FAIL;
+        }
+        if (o.plot) {
+            char dirs[N][1200], plots[1200];
+            const char *runs[N];
+            for (size_t i = 0; i < N; i++) {
+                snprintf(dirs[i], sizeof dirs[i], "%s/%s", o.out, cases[i].label);
+                runs[i] = dirs[i];
+            }
+            snprintf(plots, sizeof plots, "%s/plots", o.out);
+            rc = kv_plot_runs(runs, N, plots);
+            if (rc != KV_EXIT_OK)
+                return rc;
         }
     } else {
         char cmd[512];

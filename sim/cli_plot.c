@@ -1,0 +1,176 @@
+/* cli_plot.c — `kvsim plot RUN_DIR... -o OUT`: figures from runs' output files, drawn by the
+ * gnuplot scripts in analysis/ (PNG and SVG of each):
+ *   memory      the time-averaged memory breakdown, a stacked bar per run (summary.json);
+ *   timeline    KV memory by category and running sequences over time, a panel per run
+ *               (timeline.csv);
+ *   latency     TTFT and TPOT CDFs, a line per run (requests.csv).
+ * This file only gathers labels and the breakdown table and runs gnuplot; the scripts read the
+ * CSVs themselves. Scripts are found in $KVSIM_ANALYSIS or analysis/ under the working directory.
+ */
+#include "cli_plot.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "cli.h"
+
+extern char **environ;
+
+/* ------------------------------------------------------------------------------------------ */
+
+enum { MAX_RUNS = 32, TEXT = 4096 };
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kvsim plot RUN_DIR... -o OUT_DIR\n"
+               "  Figures (PNG and SVG) from runs written by kvsim replay or compare: memory\n"
+               "  (breakdown per strategy), timeline (memory and batch over time), latency (TTFT\n"
+               "  and TPOT CDFs). Needs gnuplot (make deps installs gnuplot-nox).\n");
+}
+
+static bool safe(const char *s)
+{
+    return strchr(s, '\'') == NULL && strchr(s, '"') == NULL && strchr(s, ' ') == NULL &&
+           strchr(s, '\\') == NULL;
+}
+
+static int run_gnuplot(const char *script_dir, const char *script, const char *vars)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", script_dir, script);
+    char *argv[] = {"gnuplot", "-e", (char *)vars, path, NULL};
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "gnuplot", NULL, NULL, argv, environ);
+    if (rc != 0) {
+        fprintf(stderr, "kvsim plot: cannot run gnuplot: %s (make deps installs gnuplot-nox)\n",
+                strerror(rc));
+        return KV_EXIT_FAIL;
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "kvsim plot: gnuplot failed on %s\n", path);
+        return KV_EXIT_FAIL;
+    }
+    return KV_EXIT_OK;
+}
+
+static const char *str_or(json_t *o, const char *key, const char *dflt)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
+static double share(json_t *o, const char *key)
+{
+    json_t *m = json_object_get(o, "memory");
+    json_t *v = m ? json_object_get(m, key) : NULL;
+    return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+int kv_plot_runs(const char *const *runs, int n_runs, const char *out_dir)
+{
+    if (n_runs < 1 || n_runs > MAX_RUNS) {
+        fprintf(stderr, "kvsim plot: give 1 to %d run directories\n", MAX_RUNS);
+        return KV_EXIT_USAGE;
+    }
+    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "kvsim plot: %s: cannot create: %s\n", out_dir, strerror(errno));
+        return KV_EXIT_FAIL;
+    }
+    char tsv[1100];
+    snprintf(tsv, sizeof tsv, "%s/memory.tsv", out_dir);
+    FILE *f = fopen(tsv, "w");
+    if (f == NULL) {
+        fprintf(stderr, "kvsim plot: %s: cannot create: %s\n", tsv, strerror(errno));
+        return KV_EXIT_FAIL;
+    }
+    char runs_s[TEXT] = "", labels_s[TEXT] = "", title[512] = "";
+    int rc = KV_EXIT_OK;
+    for (int i = 0; i < n_runs && rc == KV_EXIT_OK; i++) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/summary.json", runs[i]);
+        json_error_t je;
+        json_t *j = json_load_file(path, 0, &je);
+        if (j == NULL) {
+            fprintf(stderr, "kvsim plot: %s: %s\n", path, je.text);
+            rc = KV_EXIT_USAGE;
+            break;
+        }
+        const char *label = str_or(j, "label", str_or(j, "strategy", "run"));
+        if (!safe(runs[i]) || !safe(label)) {
+            fprintf(stderr, "kvsim plot: %s: paths and labels must not hold spaces or quotes\n",
+                    runs[i]);
+            rc = KV_EXIT_USAGE;
+        } else {
+            fprintf(f, "%s\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\n", label, share(j, "token_share"),
+                    share(j, "reserved_share"), share(j, "internal_frag_share"),
+                    share(j, "external_frag_share"), share(j, "free_share"));
+            size_t n = strlen(runs_s), m = strlen(labels_s);
+            snprintf(runs_s + n, sizeof runs_s - n, "%s%s", i ? " " : "", runs[i]);
+            snprintf(labels_s + m, sizeof labels_s - m, "%s%s", i ? " " : "", label);
+            if (i == 0) {
+                const char *trace = str_or(j, "trace", "?"), *slash = strrchr(trace, '/');
+                json_t *rs = json_object_get(j, "rate_scale");
+                snprintf(title, sizeof title, "%s, %s on %s, %gx rate", slash ? slash + 1 : trace,
+                         str_or(j, "model", "?"), str_or(j, "gpu", "?"),
+                         json_is_number(rs) ? json_number_value(rs) : 1.0);
+            }
+        }
+        json_decref(j);
+    }
+    if (fclose(f) != 0 && rc == KV_EXIT_OK)
+        rc = KV_EXIT_FAIL;
+    const char *dir = getenv("KVSIM_ANALYSIS") ? getenv("KVSIM_ANALYSIS") : "analysis";
+    static const char *const figs[] = {"memory", "timeline", "latency"};
+    static const char *const terms[] = {"png", "svg"};
+    for (size_t k = 0; k < 3 && rc == KV_EXIT_OK; k++) {
+        for (size_t t = 0; t < 2 && rc == KV_EXIT_OK; t++) {
+            char vars[3 * TEXT], script[64];
+            snprintf(vars, sizeof vars,
+                     "dir='%s'; term='%s'; out='%s/%s.%s'; title='%s'; runs='%s'; labels='%s'; "
+                     "DATA='%s'",
+                     dir, terms[t], out_dir, figs[k], terms[t], title, runs_s, labels_s, tsv);
+            snprintf(script, sizeof script, "%s.gp", figs[k]);
+            rc = run_gnuplot(dir, script, vars);
+        }
+    }
+    if (rc == KV_EXIT_OK)
+        fprintf(stderr, "kvsim plot: memory, timeline, latency (.png, .svg) in %s\n", out_dir);
+    return rc;
+}
+
+int kv_cli_plot_main(int argc, char **argv)
+{
+    const char *runs[MAX_RUNS], *out = NULL;
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return KV_EXIT_OK;
+        } else if (strcmp(argv[i], "-o") == 0) {
+            if ((out = kv_cli_value("plot", argc, argv, &i)) == NULL)
+                return KV_EXIT_USAGE;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "kvsim plot: unknown option %s\n", argv[i]);
+            return KV_EXIT_USAGE;
+        } else if (n < MAX_RUNS) {
+            runs[n++] = argv[i];
+        } else {
+            fprintf(stderr, "kvsim plot: at most %d run directories\n", MAX_RUNS);
+            return KV_EXIT_USAGE;
+        }
+    }
+    if (n == 0 || out == NULL) {
+        usage(stderr);
+        return KV_EXIT_USAGE;
+    }
+    return kv_plot_runs(runs, n, out);
+}
