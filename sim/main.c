@@ -8,6 +8,7 @@
 #include "bench.h"
 #include "cli_gate.h"
 #include "cli_gen.h"
+#include "cli_plan.h"
 #include "cli_plot.h"
 #include "cli_replay.h"
 #include "cli_trace.h"
@@ -26,6 +27,7 @@ static void usage(FILE *f)
             "commands:\n"
             "  replay TRACE --strategy S -o DIR   simulate a trace under one strategy\n"
             "  compare TRACE [-o DIR]   every strategy on one trace, one table\n"
+            "  plan rate|block TRACE    highest sustainable rate per strategy or block size\n"
             "  plot RUN_DIR... -o DIR   figures (PNG, SVG) from runs\n"
             "  gate --baseline A --current B   fail when a run regressed against a baseline\n"
             "  trace stats FILE...      size, span, rate, token quantiles, prefix reuse\n"
@@ -52,6 +54,8 @@ int main(int argc, char **argv)
         return kv_cli_replay_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "compare") == 0)
         return kv_cli_compare_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "plan") == 0)
+        return kv_cli_plan_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "plot") == 0)
         return kv_cli_plot_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "gate") == 0)

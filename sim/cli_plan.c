@@ -1,0 +1,320 @@
+/* cli_plan.c — `kvsim plan rate|block`: capacity planning by bisection over the arrival rate.
+ *
+ *   plan rate TRACE   the highest sustainable request rate of each strategy under the SLOs;
+ *   plan block TRACE  the same for each block (paged, compressed) or chunk (chunk-pool) size,
+ *                     and which size sustains the most.
+ * "Sustainable" means the replay meets every SLO given: p99 TTFT <= --slo-ttft-p99, p99 TPOT <=
+ * --slo-tpot-p99, goodput share >= --goodput (requests meeting --slo-ttft and --slo-tpot). The
+ * load is the trace's own arrival process sped up by a rate scale, searched geometrically
+ * (analysis/plan.h) between --lo and --hi to a relative tolerance --tol. Options this command
+ * does not know go to every replay (model, GPU, engine knobs).
+ */
+#include "cli_plan.h"
+
+#include <math.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cli_replay.h"
+#include "plan.h"
+#include "reader.h"
+#include "report.h"
+#include "spec.h"
+#include "stats.h"
+
+extern char **environ;
+
+/* ------------------------------------------------------------------------------------------ */
+
+enum { MAX_PASS = 48, MAX_CASES = 16 };
+
+typedef struct plan_case {
+    char label[64];
+    char args[256]; /* strategy and knobs for replay */
+} plan_case;
+
+typedef struct plan_ctx {
+    const char *trace, *tmp;
+    const char *pass[MAX_PASS];
+    int n_pass;
+    const plan_case *c;
+    double slo_ttft_p99, slo_tpot_p99, goodput;
+} plan_ctx;
+
+/* ------------------------------------------------------------------------------------------ */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kvsim plan rate TRACE [plan options] [replay options]   (TRACE first)\n"
+            "       kvsim plan block TRACE [--sizes LIST] [--strategy paged|compressed|chunk-pool]\n"
+            "                        [plan options] [replay options]\n"
+            "  rate: the highest arrival rate each strategy sustains under the SLOs.\n"
+            "  block: the same per block size (paged, compressed; tokens, default\n"
+            "         8,16,32,64,128) or chunk size (chunk-pool; KiB, default 64,256,1024,2048),\n"
+            "         and the best size.\n"
+            "  plan options:\n"
+            "    --slo-ttft-p99 S (2)  --slo-tpot-p99 S (0.2)  --goodput SHARE (off; with\n"
+            "    replay's --slo-ttft/--slo-tpot)  --lo X (0.25)  --hi X (32): rate scales searched\n"
+            "    --tol T (0.02): relative precision  -o DIR: plan.txt, plan.csv, plan.png/svg\n"
+            "  Every other option is passed to kvsim replay (e.g. --model, --gpu, --max-num-seqs).\n");
+}
+
+static kv_status feasible(void *ctx_, double scale, bool *ok, kv_err *err)
+{
+    plan_ctx *p = ctx_;
+    char buf[2048];
+    int n = snprintf(buf, sizeof buf, "replay %s %s --rate-scale %.9g -o %s --no-wall-time "
+                     "--timeline-interval 1000000",
+                     p->trace, p->c->args, scale, p->tmp);
+    for (int i = 0; i < p->n_pass && n > 0 && (size_t)n < sizeof buf; i++)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, " %s", p->pass[i]);
+    char *argv[96];
+    int argc = 0;
+    for (char *t = strtok(buf, " "); t && argc < 95; t = strtok(NULL, " "))
+        argv[argc++] = t;
+    argv[argc] = NULL;
+    kv_summary s;
+    int rc = kv_cli_replay_quiet(argc, argv, &s);
+    if (rc != 0)
+        return kv_errorf(err, KV_ERR_INPUT, "replay of %s at rate scale %g failed (exit %d)",
+                         p->c->label, scale, rc);
+    *ok = s.done > 0 && !(s.ttft_p99 > p->slo_ttft_p99) && !(s.tpot_p99 > p->slo_tpot_p99) &&
+          s.goodput_share >= p->goodput;
+    fprintf(stderr, "  %-20s x%-9.4g p99 TTFT %8.3f s, p99 TPOT %.4f s, goodput %5.1f%%: %s\n",
+            p->c->label, scale, s.ttft_p99, s.tpot_p99, 100 * s.goodput_share,
+            *ok ? "meets the SLOs" : "misses");
+    return KV_OK;
+}
+
+/* Requests per second of the trace (or spec) at rate scale 1. */
+static double base_rate(const char *trace)
+{
+    size_t n = strlen(trace);
+    if (n > 4 && strcmp(trace + n - 4, ".ini") == 0) {
+        kv_workload_spec s;
+        kv_spec_default(&s);
+        kv_err e = {{0}};
+        return kv_spec_load(trace, &s, &e) == KV_OK ? s.arrival.rate_per_s : NAN;
+    }
+    kv_trace *t = NULL;
+    kv_trace_stats *st = NULL;
+    kv_err e = {{0}};
+    kv_request r;
+    double rate = NAN;
+    if (kv_trace_open(trace, NULL, &t, &e) == KV_OK && kv_trace_stats_create(&st) == KV_OK) {
+        while (kv_trace_next(t, &r, &e) == KV_OK && kv_trace_stats_add(st, &r) == KV_OK)
+            ;
+        kv_trace_summary m;
+        kv_trace_stats_summary(st, &m);
+        rate = m.rate_per_s;
+    }
+    kv_trace_stats_destroy(&st);
+    kv_trace_close(&t);
+    return rate;
+}
+
+static int draw(const char *out, const char *title)
+{
+    const char *dir = getenv("KVSIM_ANALYSIS") ? getenv("KVSIM_ANALYSIS") : "analysis";
+    static const char *const terms[] = {"png", "svg"};
+    for (int t = 0; t < 2; t++) {
+        char vars[2048], script[600];
+        snprintf(vars, sizeof vars, "dir='%s'; term='%s'; out='%s/plan.%s'; title='%s'; DATA='%s/plan.tsv'",
+                 dir, terms[t], out, terms[t], title, out);
+        snprintf(script, sizeof script, "%s/plan.gp", dir);
+        char *argv[] = {"gnuplot", "-e", vars, script, NULL};
+        pid_t pid;
+        int status = 0;
+        if (posix_spawnp(&pid, "gnuplot", NULL, NULL, argv, environ) != 0 ||
+            waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "kvsim plan: gnuplot failed on %s\n", script);
+            return KV_EXIT_FAIL;
+        }
+    }
+    return KV_EXIT_OK;
+}
+
+int kv_cli_plan_main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? KV_EXIT_USAGE : KV_EXIT_OK;
+    }
+    bool block = strcmp(argv[1], "block") == 0;
+    if (!block && strcmp(argv[1], "rate") != 0) {
+        fprintf(stderr, "kvsim plan: unknown question '%s' (rate, block)\n", argv[1]);
+        return KV_EXIT_USAGE;
+    }
+    const char *cmd = block ? "plan block" : "plan rate";
+    plan_ctx p = {.slo_ttft_p99 = 2.0, .slo_tpot_p99 = 0.2, .goodput = 0};
+    double lo = 0.25, hi = 32, tol = 0.02;
+    const char *out = NULL, *sizes = NULL, *strategy = NULL;
+    if (argc < 3 || argv[2][0] == '-') {
+        fprintf(stderr, "kvsim %s: TRACE comes first, right after '%s'\n", cmd, argv[1]);
+        return KV_EXIT_USAGE;
+    }
+    p.trace = argv[2];
+    for (int i = 3; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return KV_EXIT_OK;
+        }
+#define OPT_D(name, dst, lo_, hi_)                                                             \
+    if (strcmp(a, name) == 0) {                                                                \
+        if (!(v = kv_cli_value(cmd, argc, argv, &i)) || !kv_cli_double(cmd, a, v, lo_, hi_, &(dst))) \
+            return KV_EXIT_USAGE;                                                              \
+        continue;                                                                              \
+    }
+        OPT_D("--slo-ttft-p99", p.slo_ttft_p99, 0, 1e9)
+        OPT_D("--slo-tpot-p99", p.slo_tpot_p99, 0, 1e9)
+        OPT_D("--goodput", p.goodput, 0, 1)
+        OPT_D("--lo", lo, 1e-6, 1e6)
+        OPT_D("--hi", hi, 1e-6, 1e6)
+        OPT_D("--tol", tol, 1e-4, 1)
+#undef OPT_D
+        if (strcmp(a, "-o") == 0 || (block && strcmp(a, "--sizes") == 0) ||
+            (block && strcmp(a, "--strategy") == 0)) {
+            if (!(v = kv_cli_value(cmd, argc, argv, &i)))
+                return KV_EXIT_USAGE;
+            *(a[1] == 'o' ? &out : a[2] == 's' && a[3] == 'i' ? &sizes : &strategy) = v;
+        } else if (strcmp(a, "--strategy") == 0 || strcmp(a, "--rate-scale") == 0) {
+            fprintf(stderr, "kvsim %s: %s is what the plan chooses; leave it out\n", cmd, a);
+            return KV_EXIT_USAGE;
+        } else if (p.n_pass < MAX_PASS) {
+            p.pass[p.n_pass++] = a; /* a replay option (its value follows as the next word) */
+        } else {
+            fprintf(stderr, "kvsim %s: too many options\n", cmd);
+            return KV_EXIT_USAGE;
+        }
+    }
+    if (p.trace == NULL || !(hi > lo)) {
+        fprintf(stderr, "kvsim %s: TRACE is required and --hi must exceed --lo\n", cmd);
+        usage(stderr);
+        return KV_EXIT_USAGE;
+    }
+
+    plan_case cases[MAX_CASES];
+    int n_cases = 0;
+    if (!block) {
+        static const char *const labels[] = {"contiguous-max", "contiguous-pow2",
+                                             "contiguous-oracle", "chunk-pool", "paged",
+                                             "compressed-fp8"};
+        static const char *const args[] = {"--strategy contiguous --reserve max",
+                                           "--strategy contiguous --reserve pow2",
+                                           "--strategy contiguous --reserve oracle",
+                                           "--strategy chunk-pool", "--strategy paged",
+                                           "--strategy compressed"};
+        for (int i = 0; i < 6; i++, n_cases++) {
+            snprintf(cases[i].label, sizeof cases[i].label, "%s", labels[i]);
+            snprintf(cases[i].args, sizeof cases[i].args, "%s", args[i]);
+        }
+    } else {
+        const char *s = strategy ? strategy : "paged";
+        bool chunk = strcmp(s, "chunk-pool") == 0;
+        if (!chunk && strcmp(s, "paged") != 0 && strcmp(s, "compressed") != 0) {
+            fprintf(stderr, "kvsim plan block: --strategy: paged, compressed or chunk-pool\n");
+            return KV_EXIT_USAGE;
+        }
+        char list[256];
+        snprintf(list, sizeof list, "%s", sizes ? sizes : chunk ? "64,256,1024,2048" : "8,16,32,64,128");
+        for (char *t = strtok(list, ","); t && n_cases < MAX_CASES; t = strtok(NULL, ",")) {
+            uint64_t v;
+            if (!kv_cli_u64(cmd, "--sizes", t, 1, chunk ? 1u << 20 : 65536, &v))
+                return KV_EXIT_USAGE;
+            plan_case *c = &cases[n_cases++];
+            if (chunk) {
+                snprintf(c->label, sizeof c->label, "chunk %lluKiB", (unsigned long long)v);
+                snprintf(c->args, sizeof c->args, "--strategy chunk-pool --chunk-mib %.9g",
+                         (double)v / 1024);
+            } else {
+                snprintf(c->label, sizeof c->label, "%s block %llu", s, (unsigned long long)v);
+                snprintf(c->args, sizeof c->args, "--strategy %s --block-tokens %llu", s,
+                         (unsigned long long)v);
+            }
+        }
+    }
+
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s/kvsim-plan-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             (int)getpid());
+    p.tmp = tmp;
+    double rate1 = base_rate(p.trace);
+    kv_bisect_result res[MAX_CASES];
+    kv_err err = {{0}};
+    for (int i = 0; i < n_cases; i++) {
+        p.c = &cases[i];
+        fprintf(stderr, "kvsim %s: %s\n", cmd, cases[i].label);
+        if (kv_plan_bisect(lo, hi, tol, feasible, &p, &res[i], &err) != KV_OK) {
+            fprintf(stderr, "kvsim %s: %s\n", cmd, err.msg);
+            return KV_EXIT_USAGE;
+        }
+    }
+    char rm[400];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", tmp);
+    if (system(rm) != 0)
+        fprintf(stderr, "kvsim %s: could not remove %s\n", cmd, tmp);
+
+    int best = -1;
+    for (int i = 0; i < n_cases; i++)
+        if (!res[i].below_lo && (best < 0 || res[i].best > res[best].best))
+            best = i;
+    char how[512];
+    snprintf(how, sizeof how,
+             "How: geometric bisection over the rate scale in [%g, %g] to within %.1f%%; a scale "
+             "passes when p99 TTFT <= %g s, p99 TPOT <= %g s%s.",
+             lo, hi, 100 * tol, p.slo_ttft_p99, p.slo_tpot_p99,
+             p.goodput > 0 ? " and the goodput share is met" : "");
+    FILE *outs[3] = {stdout, NULL, NULL};
+    if (out) {
+        char path[600];
+        if (mkdir(out, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "kvsim %s: %s: cannot create\n", cmd, out);
+            return KV_EXIT_FAIL;
+        }
+        snprintf(path, sizeof path, "%s/plan.txt", out);
+        outs[1] = fopen(path, "w");
+        snprintf(path, sizeof path, "%s/plan.tsv", out);
+        outs[2] = fopen(path, "w");
+        if (!outs[1] || !outs[2]) {
+            fprintf(stderr, "kvsim %s: cannot write in %s\n", cmd, out);
+            return KV_EXIT_FAIL;
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        FILE *f = outs[k];
+        if (f == NULL)
+            continue;
+        fprintf(f, "kvsim %s: %s (%.3f requests/s at scale 1)\n", cmd, p.trace, rate1);
+        fprintf(f, "%-22s %12s %14s %8s %s\n", "configuration", "max scale", "requests/s",
+                "evals", "note");
+        for (int i = 0; i < n_cases; i++)
+            fprintf(f, "%-22s %12.4g %14.3f %8d %s\n", cases[i].label, res[i].best,
+                    res[i].best * rate1, res[i].evaluations,
+                    res[i].below_lo ? "fails even at --lo"
+                    : res[i].at_hi  ? "meets the SLOs even at --hi"
+                    : i == best     ? "best"
+                                    : "");
+        fprintf(f, "%s\n", how);
+    }
+    if (out) {
+        for (int i = 0; i < n_cases; i++)
+            fprintf(outs[2], "%s\t%.6f\n", cases[i].label, res[i].best * rate1);
+        fclose(outs[1]);
+        fclose(outs[2]);
+        char title[600];
+        const char *slash = strrchr(p.trace, '/');
+        snprintf(title, sizeof title, "%s: highest rate meeting p99 TTFT <= %gs, p99 TPOT <= %gs",
+                 slash ? slash + 1 : p.trace, p.slo_ttft_p99, p.slo_tpot_p99);
+        return draw(out, title);
+    }
+    return KV_EXIT_OK;
+}
