@@ -17,7 +17,7 @@
 typedef kv_status (*kv_feasible_fn)(void *ctx, double x, bool *ok, kv_err *err);
 
 typedef struct kv_bisect_result {
-    double best;     /* largest feasible x found; 0 when even lo failed */
+    double best;       /* largest feasible x found; 0 when even lo failed */
     double infeasible; /* smallest infeasible x tried; 0 when hi passed */
     bool below_lo, at_hi;
     int evaluations;

@@ -52,26 +52,28 @@ typedef struct plan_ctx {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: kvsim plan rate TRACE [plan options] [replay options]   (TRACE first)\n"
-            "       kvsim plan block TRACE [--sizes LIST] [--strategy paged|compressed|chunk-pool]\n"
-            "                        [plan options] [replay options]\n"
-            "  rate: the highest arrival rate each strategy sustains under the SLOs.\n"
-            "  block: the same per block size (paged, compressed; tokens, default\n"
-            "         8,16,32,64,128) or chunk size (chunk-pool; KiB, default 64,256,1024,2048),\n"
-            "         and the best size.\n"
-            "  plan options:\n"
-            "    --slo-ttft-p99 S (2)  --slo-tpot-p99 S (0.2)  --goodput SHARE (off; with\n"
-            "    replay's --slo-ttft/--slo-tpot)  --lo X (0.25)  --hi X (32): rate scales searched\n"
-            "    --tol T (0.02): relative precision  -o DIR: plan.txt, plan.csv, plan.png/svg\n"
-            "  Every other option is passed to kvsim replay (e.g. --model, --gpu, --max-num-seqs).\n");
+    fprintf(
+        f,
+        "usage: kvsim plan rate TRACE [plan options] [replay options]   (TRACE first)\n"
+        "       kvsim plan block TRACE [--sizes LIST] [--strategy paged|compressed|chunk-pool]\n"
+        "                        [plan options] [replay options]\n"
+        "  rate: the highest arrival rate each strategy sustains under the SLOs.\n"
+        "  block: the same per block size (paged, compressed; tokens, default\n"
+        "         8,16,32,64,128) or chunk size (chunk-pool; KiB, default 64,256,1024,2048),\n"
+        "         and the best size.\n"
+        "  plan options:\n"
+        "    --slo-ttft-p99 S (2)  --slo-tpot-p99 S (0.2)  --goodput SHARE (off; with\n"
+        "    replay's --slo-ttft/--slo-tpot)  --lo X (0.25)  --hi X (32): rate scales searched\n"
+        "    --tol T (0.02): relative precision  -o DIR: plan.txt, plan.csv, plan.png/svg\n"
+        "  Every other option is passed to kvsim replay (e.g. --model, --gpu, --max-num-seqs).\n");
 }
 
 static kv_status feasible(void *ctx_, double scale, bool *ok, kv_err *err)
 {
     plan_ctx *p = ctx_;
     char buf[2048];
-    int n = snprintf(buf, sizeof buf, "replay %s %s --rate-scale %.9g -o %s --no-wall-time "
+    int n = snprintf(buf, sizeof buf,
+                     "replay %s %s --rate-scale %.9g -o %s --no-wall-time "
                      "--timeline-interval 1000000",
                      p->trace, p->c->args, scale, p->tmp);
     for (int i = 0; i < p->n_pass && n > 0 && (size_t)n < sizeof buf; i++)
@@ -127,8 +129,9 @@ static int draw(const char *out, const char *title)
     static const char *const terms[] = {"png", "svg"};
     for (int t = 0; t < 2; t++) {
         char vars[2048], script[600];
-        snprintf(vars, sizeof vars, "dir='%s'; term='%s'; out='%s/plan.%s'; title='%s'; DATA='%s/plan.tsv'",
-                 dir, terms[t], out, terms[t], title, out);
+        snprintf(vars, sizeof vars,
+                 "dir='%s'; term='%s'; out='%s/plan.%s'; title='%s'; DATA='%s/plan.tsv'", dir,
+                 terms[t], out, terms[t], title, out);
         snprintf(script, sizeof script, "%s/plan.gp", dir);
         char *argv[] = {"gnuplot", "-e", vars, script, NULL};
         pid_t pid;
@@ -168,11 +171,12 @@ int kv_cli_plan_main(int argc, char **argv)
             usage(stdout);
             return KV_EXIT_OK;
         }
-#define OPT_D(name, dst, lo_, hi_)                                                             \
-    if (strcmp(a, name) == 0) {                                                                \
-        if (!(v = kv_cli_value(cmd, argc, argv, &i)) || !kv_cli_double(cmd, a, v, lo_, hi_, &(dst))) \
-            return KV_EXIT_USAGE;                                                              \
-        continue;                                                                              \
+#define OPT_D(name, dst, lo_, hi_)                                                                 \
+    if (strcmp(a, name) == 0) {                                                                    \
+        if (!(v = kv_cli_value(cmd, argc, argv, &i)) ||                                            \
+            !kv_cli_double(cmd, a, v, lo_, hi_, &(dst)))                                           \
+            return KV_EXIT_USAGE;                                                                  \
+        continue;                                                                                  \
     }
         OPT_D("--slo-ttft-p99", p.slo_ttft_p99, 0, 1e9)
         OPT_D("--slo-tpot-p99", p.slo_tpot_p99, 0, 1e9)
@@ -205,13 +209,14 @@ int kv_cli_plan_main(int argc, char **argv)
     plan_case cases[MAX_CASES];
     int n_cases = 0;
     if (!block) {
-        static const char *const labels[] = {"contiguous-max", "contiguous-pow2",
-                                             "contiguous-oracle", "chunk-pool", "paged",
-                                             "compressed-fp8"};
+        static const char *const labels[] = {
+            "contiguous-max", "contiguous-pow2", "contiguous-oracle",
+            "chunk-pool",     "paged",           "compressed-fp8"};
         static const char *const args[] = {"--strategy contiguous --reserve max",
                                            "--strategy contiguous --reserve pow2",
                                            "--strategy contiguous --reserve oracle",
-                                           "--strategy chunk-pool", "--strategy paged",
+                                           "--strategy chunk-pool",
+                                           "--strategy paged",
                                            "--strategy compressed"};
         for (int i = 0; i < 6; i++, n_cases++) {
             snprintf(cases[i].label, sizeof cases[i].label, "%s", labels[i]);
@@ -225,7 +230,10 @@ int kv_cli_plan_main(int argc, char **argv)
             return KV_EXIT_USAGE;
         }
         char list[256];
-        snprintf(list, sizeof list, "%s", sizes ? sizes : chunk ? "64,256,1024,2048" : "8,16,32,64,128");
+        snprintf(list, sizeof list, "%s",
+                 sizes   ? sizes
+                 : chunk ? "64,256,1024,2048"
+                         : "8,16,32,64,128");
         for (char *t = strtok(list, ","); t && n_cases < MAX_CASES; t = strtok(NULL, ",")) {
             uint64_t v;
             if (!kv_cli_u64(cmd, "--sizes", t, 1, chunk ? 1u << 20 : 65536, &v))
@@ -294,8 +302,8 @@ int kv_cli_plan_main(int argc, char **argv)
         if (f == NULL)
             continue;
         fprintf(f, "kvsim %s: %s (%.3f requests/s at scale 1)\n", cmd, p.trace, rate1);
-        fprintf(f, "%-22s %12s %14s %8s %s\n", "configuration", "max scale", "requests/s",
-                "evals", "note");
+        fprintf(f, "%-22s %12s %14s %8s %s\n", "configuration", "max scale", "requests/s", "evals",
+                "note");
         for (int i = 0; i < n_cases; i++)
             fprintf(f, "%-22s %12.4g %14.3f %8d %s\n", cases[i].label, res[i].best,
                     res[i].best * rate1, res[i].evaluations,

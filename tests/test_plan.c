@@ -33,8 +33,8 @@ static void test_bisection_finds_a_known_threshold_within_tolerance(void **state
         threshold t = {limits[i], 0};
         kv_bisect_result r;
         assert_int_equal(kv_plan_bisect(0.25, 32, 0.01, below, &t, &r, NULL), KV_OK);
-        assert_true(r.best <= limits[i]);             /* the answer passes */
-        assert_true(r.infeasible > limits[i]);        /* its bracket fails */
+        assert_true(r.best <= limits[i]);                   /* the answer passes */
+        assert_true(r.infeasible > limits[i]);              /* its bracket fails */
         assert_true(r.infeasible / r.best <= 1.01 + 1e-12); /* to the tolerance */
         assert_int_equal(r.evaluations, t.calls);
         assert_true(r.evaluations <= 12); /* log2(log(128) / log(1.01)) + 2 = 11.3 */
