@@ -356,6 +356,23 @@ static uint32_t pick_victim(const kv_engine *e, uint32_t r)
     return e->running[e->n_running - 1];
 }
 
+/* Swap request q's sequences out (or in), in order, until one fails. Returns how many moved;
+ * their bytes and copies are added to *bytes and *copies. */
+static uint32_t swap_seqs(kv_engine *e, const req *q, bool out, uint64_t *bytes, uint64_t *copies)
+{
+    uint32_t k = 0;
+    for (; k < q->n_seqs; k++) {
+        kv_swap_stats sw;
+        kv_status st = out ? kv_alloc_swap_out(e->a, q->seqs[k], &sw)
+                           : kv_alloc_swap_in(e->a, q->seqs[k], &sw);
+        if (st != KV_OK)
+            break;
+        *bytes += sw.bytes;
+        *copies += sw.n_copies;
+    }
+    return k;
+}
+
 static kv_status preempt(kv_engine *e, uint32_t v, kv_err *err)
 {
     req *q = &e->reqs[v];
@@ -371,16 +388,8 @@ static kv_status preempt(kv_engine *e, uint32_t v, kv_err *err)
         }
     bool decoding = q->computed >= q->context && q->generated > 0;
     if (e->ec.preempt == KV_PREEMPT_SWAP && decoding) {
-        uint32_t k = 0;
         uint64_t bytes = 0, copies = 0;
-        for (; k < q->n_seqs; k++) {
-            kv_swap_stats sw;
-            if (kv_alloc_swap_out(e->a, q->seqs[k], &sw) != KV_OK)
-                break;
-            bytes += sw.bytes;
-            copies += sw.n_copies;
-        }
-        if (k == q->n_seqs) {
+        if (swap_seqs(e, q, true, &bytes, &copies) == q->n_seqs) {
             q->state = R_SWAPPED;
             q->swapped_bytes += bytes;
             e->work.swap_out_bytes += bytes;
@@ -524,15 +533,8 @@ static kv_status schedule_swap_ins(kv_engine *e, uint32_t *budget_tok, kv_err *e
         req *q = &e->reqs[r];
         if (e->running_seqs + q->n > e->ec.max_num_seqs || *budget_tok < q->n)
             break;
-        uint32_t k = 0;
         uint64_t bytes = 0, copies = 0;
-        for (; k < q->n_seqs; k++) {
-            kv_swap_stats sw;
-            if (kv_alloc_swap_in(e->a, q->seqs[k], &sw) != KV_OK)
-                break;
-            bytes += sw.bytes;
-            copies += sw.n_copies;
-        }
+        uint32_t k = swap_seqs(e, q, false, &bytes, &copies);
         if (k < q->n_seqs) { /* not all fit: put the ones brought in back */
             for (uint32_t j = 0; j < k; j++)
                 KV_ASSERT(kv_alloc_swap_out(e->a, q->seqs[j], NULL) == KV_OK);
