@@ -139,6 +139,7 @@ static kv_status load_json(const char *path, json_t **out, kv_err *err)
     }
     if (!json_is_object(*out)) {
         json_decref(*out);
+        *out = NULL; /* the caller decrefs what it gets: leave nothing dangling */
         return kv_errorf(err, KV_ERR_INPUT, "%s: expected a JSON object (a summary.json)", path);
     }
     return KV_OK;
