@@ -11,6 +11,7 @@
 #include "cli_plan.h"
 #include "cli_plot.h"
 #include "cli_replay.h"
+#include "cli_sweep.h"
 #include "cli_trace.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -27,6 +28,7 @@ static void usage(FILE *f)
             "commands:\n"
             "  replay TRACE --strategy S -o DIR   simulate a trace under one strategy\n"
             "  compare TRACE [-o DIR]   every strategy on one trace, one table\n"
+            "  sweep SPEC.ini -o OUT.csv   a grid of replays (-j N cores, or MPI)\n"
             "  plan rate|block TRACE    highest sustainable rate per strategy or block size\n"
             "  plot RUN_DIR... -o DIR   figures (PNG, SVG) from runs\n"
             "  gate --baseline A --current B   fail when a run regressed against a baseline\n"
@@ -54,6 +56,8 @@ int main(int argc, char **argv)
         return kv_cli_replay_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "compare") == 0)
         return kv_cli_compare_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "sweep") == 0)
+        return kv_cli_sweep_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "plan") == 0)
         return kv_cli_plan_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "plot") == 0)
