@@ -20,7 +20,7 @@ KV_LDLIBS   := -lcsv -ljansson -linih -lz -lgsl -lgslcblas -lm
 TEST_LDLIBS := -lcmocka
 
 DEB_PKGS := libgsl-dev libcsv-dev libcmocka-dev gnuplot-nox libjansson-dev libinih-dev \
-            zlib1g-dev pkg-config
+            zlib1g-dev pkg-config libopenmpi-dev openmpi-bin
 
 # Stress operations per strategy: 1e5 in `make test`, 1e6 in `make check`.
 STRESS_OPS ?= 100000
@@ -38,7 +38,7 @@ LIBALLOC  := $(BUILD)/libkvalloc.a
 LIBKV     := $(BUILD)/libkvsim.a
 KVSIM     := $(BUILD)/kvsim
 
-.PHONY: all run plots test check bench gpu gpu-test gpu-build-check deps clean format fuzz gate baseline
+.PHONY: all run plots mpi test check bench gpu gpu-test gpu-build-check deps clean format fuzz gate baseline
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -53,6 +53,23 @@ $(LIBALLOC): $(ALLOC_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@
 	ar rcs $@ $^
+
+# `make mpi`: kvsim built with mpicc and -DKV_MPI, for `mpirun -np N build/mpi/kvsim sweep ...`.
+MPICC    ?= mpicc
+HAVE_MPI := $(shell command -v $(MPICC) 2>/dev/null)
+MPI_BIN  := $(BUILD)/mpi/kvsim
+
+mpi:
+ifeq ($(HAVE_MPI),)
+	@echo "mpi: skipped: mpicc not found (make deps installs libopenmpi-dev)"
+else
+	@$(MAKE) --no-print-directory $(MPI_BIN)
+endif
+
+$(MPI_BIN): $(KVSIM_SRC) $(LIB_SRC) $(ALLOC_SRC) $(wildcard sim/*.h sim/alloc/*.h traces/*.h workloads/*.h analysis/*.h)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(KV_CPPFLAGS) -DKV_MPI $(CPPFLAGS) $(KV_CFLAGS) $(CFLAGS) -o $@ \
+	  $(KVSIM_SRC) $(LIB_SRC) $(ALLOC_SRC) $(LDFLAGS) $(KV_LDLIBS)
 
 # Everything but main: traces, workloads and the simulator's modules, for kvsim and the tests.
 $(LIBKV): $(LIB_OBJ) $(filter-out $(BUILD)/sim/main.o,$(KVSIM_OBJ))
@@ -84,11 +101,12 @@ plots: run
 
 # Every test binary; a closing "N passed, M failed" line sums cmocka's counts over all of them.
 test: deps
-	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@$(MAKE) --no-print-directory all $(TEST_BIN) mpi
 	@$(MAKE) --no-print-directory gpu-build-check
 	@rm -f $(BUILD)/test.log; fail=0; \
 	for t in $(TEST_BIN); do \
-	  KV_STRESS_OPS=$(STRESS_OPS) ./$$t > $(BUILD)/test.one 2>&1 || fail=1; \
+	  KV_STRESS_OPS=$(STRESS_OPS) KVSIM_MPI_BIN=$(if $(HAVE_MPI),$(MPI_BIN)) \
+	    ./$$t > $(BUILD)/test.one 2>&1 || fail=1; \
 	  cat $(BUILD)/test.one; cat $(BUILD)/test.one >> $(BUILD)/test.log; \
 	done; \
 	awk '/\[  PASSED  \]/ {p += $$4} /\[  FAILED  \] [0-9]/ {f += $$4} \

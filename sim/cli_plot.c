@@ -4,6 +4,7 @@
  *   timeline    KV memory by category and running sequences over time, a panel per run
  *               (timeline.csv);
  *   latency     TTFT and TPOT CDFs, a line per run (requests.csv).
+ *   throughput-latency  p99 TTFT against throughput, a line per label (--sweep CSV).
  * This file only gathers labels and the breakdown table and runs gnuplot; the scripts read the
  * CSVs themselves. Scripts are found in $KVSIM_ANALYSIS or analysis/ under the working directory.
  */
@@ -28,10 +29,14 @@ enum { MAX_RUNS = 32, TEXT = 4096 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: kvsim plot RUN_DIR... -o OUT_DIR\n"
-               "  Figures (PNG and SVG) from runs written by kvsim replay or compare: memory\n"
-               "  (breakdown per strategy), timeline (memory and batch over time), latency (TTFT\n"
-               "  and TPOT CDFs). Needs gnuplot (make deps installs gnuplot-nox).\n");
+    fprintf(f,
+            "usage: kvsim plot RUN_DIR... -o OUT_DIR\n"
+            "       kvsim plot --sweep SWEEP.csv -o OUT_DIR\n"
+            "  Figures (PNG and SVG) from runs written by kvsim replay or compare: memory\n"
+            "  (breakdown per strategy), timeline (memory and batch over time), latency (TTFT\n"
+            "  and TPOT CDFs). With --sweep: throughput-latency curves (p99 TTFT against output\n"
+            "  throughput, a line per label) from kvsim sweep's CSV. Needs gnuplot (make deps\n"
+            "  installs gnuplot-nox).\n");
 }
 
 static bool safe(const char *s)
@@ -147,9 +152,75 @@ int kv_plot_runs(const char *const *runs, int n_runs, const char *out_dir)
     return rc;
 }
 
+/* throughput-latency.png/svg from a sweep CSV: one line per label, in order of appearance. */
+static int plot_sweep(const char *csv, const char *out_dir)
+{
+    FILE *f = fopen(csv, "r");
+    if (f == NULL) {
+        fprintf(stderr, "kvsim plot: %s: cannot open: %s\n", csv, strerror(errno));
+        return KV_EXIT_USAGE;
+    }
+    char line[2048], labels[TEXT] = "", trace_title[256] = "sweep";
+    int n = 0;
+    bool header = true;
+    while (fgets(line, sizeof line, f)) {
+        if (header) {
+            header = false;
+            if (strncmp(line, "point,label,", 12) != 0) {
+                fprintf(stderr,
+                        "kvsim plot: %s:1: not a kvsim sweep CSV (expected point,label,...)\n",
+                        csv);
+                fclose(f);
+                return KV_EXIT_USAGE;
+            }
+            continue;
+        }
+        char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
+        if (c2 == NULL)
+            continue;
+        *c2 = '\0';
+        const char *label = c1 + 1;
+        char padded[300];
+        snprintf(padded, sizeof padded, " %s ", label);
+        char hay[TEXT + 2];
+        snprintf(hay, sizeof hay, " %s ", labels);
+        if (strstr(hay, padded) == NULL && safe(label) &&
+            strlen(labels) + strlen(label) + 2 < TEXT) {
+            size_t m = strlen(labels);
+            snprintf(labels + m, sizeof labels - m, "%s%s", n++ ? " " : "", label);
+        }
+    }
+    fclose(f);
+    if (n == 0 || !safe(csv)) {
+        fprintf(stderr, "kvsim plot: %s: no rows (or a path with spaces or quotes)\n", csv);
+        return KV_EXIT_USAGE;
+    }
+    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "kvsim plot: %s: cannot create: %s\n", out_dir, strerror(errno));
+        return KV_EXIT_FAIL;
+    }
+    const char *slash = strrchr(csv, '/');
+    snprintf(trace_title, sizeof trace_title, "throughput and tail latency, %s",
+             slash ? slash + 1 : csv);
+    const char *dir = getenv("KVSIM_ANALYSIS") ? getenv("KVSIM_ANALYSIS") : "analysis";
+    static const char *const terms[] = {"png", "svg"};
+    for (int t = 0; t < 2; t++) {
+        char vars[3 * TEXT];
+        snprintf(vars, sizeof vars,
+                 "dir='%s'; term='%s'; out='%s/throughput-latency.%s'; title='%s'; labels='%s'; "
+                 "DATA='%s'",
+                 dir, terms[t], out_dir, terms[t], trace_title, labels, csv);
+        int rc = run_gnuplot(dir, "throughput-latency.gp", vars);
+        if (rc != KV_EXIT_OK)
+            return rc;
+    }
+    fprintf(stderr, "kvsim plot: throughput-latency (.png, .svg) in %s\n", out_dir);
+    return KV_EXIT_OK;
+}
+
 int kv_cli_plot_main(int argc, char **argv)
 {
-    const char *runs[MAX_RUNS], *out = NULL;
+    const char *runs[MAX_RUNS], *out = NULL, *sweep = NULL;
     int n = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -157,6 +228,9 @@ int kv_cli_plot_main(int argc, char **argv)
             return KV_EXIT_OK;
         } else if (strcmp(argv[i], "-o") == 0) {
             if ((out = kv_cli_value("plot", argc, argv, &i)) == NULL)
+                return KV_EXIT_USAGE;
+        } else if (strcmp(argv[i], "--sweep") == 0) {
+            if ((sweep = kv_cli_value("plot", argc, argv, &i)) == NULL)
                 return KV_EXIT_USAGE;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "kvsim plot: unknown option %s\n", argv[i]);
@@ -168,9 +242,10 @@ int kv_cli_plot_main(int argc, char **argv)
             return KV_EXIT_USAGE;
         }
     }
-    if (n == 0 || out == NULL) {
+    if ((n == 0 && sweep == NULL) || out == NULL) {
         usage(stderr);
         return KV_EXIT_USAGE;
     }
-    return kv_plot_runs(runs, n, out);
+    int rc = sweep ? plot_sweep(sweep, out) : KV_EXIT_OK;
+    return rc == KV_EXIT_OK && n > 0 ? kv_plot_runs(runs, n, out) : rc;
 }
