@@ -568,6 +568,35 @@ static kv_admit_req admit_req_of(const kv_engine *e, const req *q)
     return a;
 }
 
+/* The breakdown with the waiting head as the pending allocation (external fragmentation is
+ * measured against it). */
+static void breakdown_now(const kv_engine *e, kv_mem_breakdown *mem)
+{
+    kv_admit_req pending;
+    bool has = e->waiting.len > 0;
+    if (has)
+        pending = admit_req_of(e, &e->reqs[e->waiting.idx[0]]);
+    kv_alloc_breakdown(e->a, has ? &pending : NULL, mem);
+}
+
+/* Hand the observer the step that just ended at e->now. */
+static kv_status report_step(kv_engine *e, kv_observer *obs, double t0, kv_step_time t,
+                             uint32_t batch, const kv_mem_breakdown *mem, kv_err *err)
+{
+    kv_step_record rec = {.step = e->st.steps,
+                          .t_start_s = t0,
+                          .t_end_s = e->now,
+                          .work = e->work,
+                          .time = t,
+                          .running = e->n_running,
+                          .waiting = e->waiting.len,
+                          .swapped = e->swapped.len,
+                          .batch_seqs = batch,
+                          .preempted = e->preempted_in_step,
+                          .mem = mem};
+    return obs->on_step(obs->ctx, &rec, err);
+}
+
 /* Admit waiting requests FCFS. */
 static kv_status schedule_admissions(kv_engine *e, uint32_t *budget_tok, kv_observer *obs,
                                      kv_err *err)
@@ -711,23 +740,8 @@ static kv_status step(kv_engine *e, kv_observer *obs, kv_err *err)
     e->st.steps++;
     if (obs->on_step) {
         kv_mem_breakdown mem;
-        kv_admit_req pending;
-        bool has_pending = e->waiting.len > 0;
-        if (has_pending)
-            pending = admit_req_of(e, &e->reqs[e->waiting.idx[0]]);
-        kv_alloc_breakdown(e->a, has_pending ? &pending : NULL, &mem);
-        kv_step_record rec = {.step = e->st.steps,
-                              .t_start_s = t0,
-                              .t_end_s = e->now,
-                              .work = e->work,
-                              .time = t,
-                              .running = e->n_running,
-                              .waiting = e->waiting.len,
-                              .swapped = e->swapped.len,
-                              .batch_seqs = batch,
-                              .preempted = e->preempted_in_step,
-                              .mem = &mem};
-        st = obs->on_step(obs->ctx, &rec, err);
+        breakdown_now(e, &mem);
+        st = report_step(e, obs, t0, t, batch, &mem, err);
     }
     return st;
 }
@@ -820,11 +834,8 @@ static kv_status try_jump(kv_engine *e, kv_observer *obs, uint64_t *jumped, kv_e
         return KV_OK;
 
     kv_mem_breakdown mem;
-    kv_admit_req pending;
-    bool has_pending = e->waiting.len > 0;
-    if (has_pending)
-        pending = admit_req_of(e, &e->reqs[e->waiting.idx[0]]);
-    kv_alloc_breakdown(e->a, has_pending ? &pending : NULL, &mem);
+    breakdown_now(e, &mem);
+    e->preempted_in_step = 0; /* a pure step preempts nothing */
     uint64_t tb = kv_alloc_token_bytes(e->a);
     uint64_t ntb = kv_shape_token_bytes(&kv_alloc_config_of(e->a)->shape);
     uint64_t uncached0 = free_bytes - cached_bytes;
@@ -852,19 +863,8 @@ static kv_status try_jump(kv_engine *e, kv_observer *obs, uint64_t *jumped, kv_e
         mem.internal_frag_bytes = mem.pool_bytes - mem.token_bytes - mem.reserved_bytes -
                                   mem.external_frag_bytes - mem.free_bytes;
         mem.uncompressed_token_bytes += n_seqs * ntb;
-        if (obs->on_step) {
-            kv_step_record rec = {.step = e->st.steps,
-                                  .t_start_s = t0,
-                                  .t_end_s = e->now,
-                                  .work = e->work,
-                                  .time = t,
-                                  .running = e->n_running,
-                                  .waiting = e->waiting.len,
-                                  .swapped = 0,
-                                  .batch_seqs = n_seqs,
-                                  .mem = &mem};
-            st = obs->on_step(obs->ctx, &rec, err);
-        }
+        if (obs->on_step)
+            st = report_step(e, obs, t0, t, n_seqs, &mem, err);
     }
     for (uint32_t i = 0; i < e->n_running && k > 0; i++) { /* the appends, in bulk */
         req *q = &e->reqs[e->running[i]];
@@ -875,7 +875,7 @@ static kv_status try_jump(kv_engine *e, kv_observer *obs, uint64_t *jumped, kv_e
     *jumped = k;
     if (st == KV_OK && k > 0 && e->check_jumps) { /* the deltas must equal a recount */
         kv_mem_breakdown real;
-        kv_alloc_breakdown(e->a, has_pending ? &pending : NULL, &real);
+        breakdown_now(e, &real);
         if (memcmp(&real, &mem, sizeof real) != 0)
             return kv_errorf(
                 err, KV_CORRUPT,
