@@ -269,16 +269,11 @@ static long peak_rss_kib(void)
 /* One replay through the CLI path (trace reading and output files included), timed. */
 static int time_replay(const char *label, const char *args, const char *dir)
 {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "replay %s -o %s --no-wall-time", args, dir);
-    char *argv[64];
-    int argc = 0;
-    for (char *t = strtok(buf, " "); t && argc < 63; t = strtok(NULL, " "))
-        argv[argc++] = t;
-    argv[argc] = NULL;
+    char line[1024];
+    snprintf(line, sizeof line, "%s -o %s --no-wall-time", args, dir);
     kv_summary s;
     double t0 = now_ns();
-    int rc = kv_cli_replay_quiet(argc, argv, &s);
+    int rc = kv_cli_replay_line(line, &s);
     double dt = (now_ns() - t0) / 1e9;
     if (rc != 0)
         return rc;

@@ -12,24 +12,21 @@
 #include "cli_plan.h"
 
 #include <math.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_plot.h"
 #include "cli_replay.h"
 #include "plan.h"
 #include "reader.h"
 #include "report.h"
 #include "spec.h"
 #include "stats.h"
-
-extern char **environ;
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -73,18 +70,13 @@ static kv_status feasible(void *ctx_, double scale, bool *ok, kv_err *err)
     plan_ctx *p = ctx_;
     char buf[2048];
     int n = snprintf(buf, sizeof buf,
-                     "replay %s %s --rate-scale %.9g -o %s --no-wall-time "
+                     "%s %s --rate-scale %.9g -o %s --no-wall-time "
                      "--timeline-interval 1000000",
                      p->trace, p->c->args, scale, p->tmp);
     for (int i = 0; i < p->n_pass && n > 0 && (size_t)n < sizeof buf; i++)
         n += snprintf(buf + n, sizeof buf - (size_t)n, " %s", p->pass[i]);
-    char *argv[96];
-    int argc = 0;
-    for (char *t = strtok(buf, " "); t && argc < 95; t = strtok(NULL, " "))
-        argv[argc++] = t;
-    argv[argc] = NULL;
     kv_summary s;
-    int rc = kv_cli_replay_quiet(argc, argv, &s);
+    int rc = kv_cli_replay_line(buf, &s);
     if (rc != 0)
         return kv_errorf(err, KV_ERR_INPUT, "replay of %s at rate scale %g failed (exit %d)",
                          p->c->label, scale, rc);
@@ -125,22 +117,15 @@ static double base_rate(const char *trace)
 
 static int draw(const char *out, const char *title)
 {
-    const char *dir = getenv("KVSIM_ANALYSIS") ? getenv("KVSIM_ANALYSIS") : "analysis";
     static const char *const terms[] = {"png", "svg"};
     for (int t = 0; t < 2; t++) {
-        char vars[2048], script[600];
+        char vars[2048];
         snprintf(vars, sizeof vars,
-                 "dir='%s'; term='%s'; out='%s/plan.%s'; title='%s'; DATA='%s/plan.tsv'", dir,
-                 terms[t], out, terms[t], title, out);
-        snprintf(script, sizeof script, "%s/plan.gp", dir);
-        char *argv[] = {"gnuplot", "-e", vars, script, NULL};
-        pid_t pid;
-        int status = 0;
-        if (posix_spawnp(&pid, "gnuplot", NULL, NULL, argv, environ) != 0 ||
-            waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "kvsim plan: gnuplot failed on %s\n", script);
-            return KV_EXIT_FAIL;
-        }
+                 "dir='%s'; term='%s'; out='%s/plan.%s'; title='%s'; DATA='%s/plan.tsv'",
+                 kv_plot_script_dir(), terms[t], out, terms[t], title, out);
+        int rc = kv_plot_gnuplot("plan.gp", vars);
+        if (rc != KV_EXIT_OK)
+            return rc;
     }
     return KV_EXIT_OK;
 }

@@ -45,10 +45,15 @@ static bool safe(const char *s)
            strchr(s, '\\') == NULL;
 }
 
-static int run_gnuplot(const char *script_dir, const char *script, const char *vars)
+const char *kv_plot_script_dir(void)
+{
+    return getenv("KVSIM_ANALYSIS") ? getenv("KVSIM_ANALYSIS") : "analysis";
+}
+
+int kv_plot_gnuplot(const char *script, const char *vars)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s", script_dir, script);
+    snprintf(path, sizeof path, "%s/%s", kv_plot_script_dir(), script);
     char *argv[] = {"gnuplot", "-e", (char *)vars, path, NULL};
     pid_t pid;
     int rc = posix_spawnp(&pid, "gnuplot", NULL, NULL, argv, environ);
@@ -133,7 +138,7 @@ int kv_plot_runs(const char *const *runs, int n_runs, const char *out_dir)
     }
     if (fclose(f) != 0 && rc == KV_EXIT_OK)
         rc = KV_EXIT_FAIL;
-    const char *dir = getenv("KVSIM_ANALYSIS") ? getenv("KVSIM_ANALYSIS") : "analysis";
+    const char *dir = kv_plot_script_dir();
     static const char *const figs[] = {"memory", "timeline", "latency"};
     static const char *const terms[] = {"png", "svg"};
     for (size_t k = 0; k < 3 && rc == KV_EXIT_OK; k++) {
@@ -144,7 +149,7 @@ int kv_plot_runs(const char *const *runs, int n_runs, const char *out_dir)
                      "DATA='%s'",
                      dir, terms[t], out_dir, figs[k], terms[t], title, runs_s, labels_s, tsv);
             snprintf(script, sizeof script, "%s.gp", figs[k]);
-            rc = run_gnuplot(dir, script, vars);
+            rc = kv_plot_gnuplot(script, vars);
         }
     }
     if (rc == KV_EXIT_OK)
@@ -202,7 +207,7 @@ static int plot_sweep(const char *csv, const char *out_dir)
     const char *slash = strrchr(csv, '/');
     snprintf(trace_title, sizeof trace_title, "throughput and tail latency, %s",
              slash ? slash + 1 : csv);
-    const char *dir = getenv("KVSIM_ANALYSIS") ? getenv("KVSIM_ANALYSIS") : "analysis";
+    const char *dir = kv_plot_script_dir();
     static const char *const terms[] = {"png", "svg"};
     for (int t = 0; t < 2; t++) {
         char vars[3 * TEXT];
@@ -210,7 +215,7 @@ static int plot_sweep(const char *csv, const char *out_dir)
                  "dir='%s'; term='%s'; out='%s/throughput-latency.%s'; title='%s'; labels='%s'; "
                  "DATA='%s'",
                  dir, terms[t], out_dir, terms[t], trace_title, labels, csv);
-        int rc = run_gnuplot(dir, "throughput-latency.gp", vars);
+        int rc = kv_plot_gnuplot("throughput-latency.gp", vars);
         if (rc != KV_EXIT_OK)
             return rc;
     }

@@ -483,15 +483,29 @@ static int run_one(run_opts *o, const char *label, const char *dir, kv_summary *
 
 /* ------------------------------------------------------------------------------------------ */
 
-int kv_cli_replay_quiet(int argc, char **argv, kv_summary *sum)
+int kv_cli_replay_line(const char *args, kv_summary *sum)
 {
+    char *buf = malloc(strlen(args) + 8), *argv[128];
+    if (buf == NULL)
+        return KV_EXIT_FAIL;
+    snprintf(buf, strlen(args) + 8, "replay %s", args);
+    int argc = 0;
+    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        if (argc == 127) {
+            free(buf);
+            return KV_EXIT_USAGE;
+        }
+        argv[argc++] = t;
+    }
+    argv[argc] = NULL;
     run_opts o;
     opts_default(&o);
     bool strategy_set = false;
-    if (parse("replay", argc, argv, &o, &strategy_set) != 0 || o.trace == NULL || o.out == NULL ||
-        !strategy_set)
-        return KV_EXIT_USAGE;
-    return run_one(&o, kv_strategy_name(o.ac.strategy), o.out, sum);
+    int rc = KV_EXIT_USAGE;
+    if (parse("replay", argc, argv, &o, &strategy_set) == 0 && o.trace && o.out && strategy_set)
+        rc = run_one(&o, kv_strategy_name(o.ac.strategy), o.out, sum);
+    free(buf); /* o points into buf: used up by now */
+    return rc;
 }
 
 int kv_cli_replay_main(int argc, char **argv)

@@ -7,8 +7,9 @@ int kv_cli_replay_main(int argc, char **argv);
 int kv_cli_compare_main(int argc, char **argv);
 
 struct kv_summary;
-/* `kvsim replay` without its closing message, for benchmarks: argv as for replay. Fills *sum
- * on success. Returns the exit code. */
-int kv_cli_replay_quiet(int argc, char **argv, struct kv_summary *sum);
+/* `kvsim replay ARGS` without its closing message, for plan, sweep and the benchmarks: args is
+ * replay's command line as one string of space-separated words (no quoting). Fills *sum on
+ * success. Returns the exit code (2 also for a line of more than 127 words). */
+int kv_cli_replay_line(const char *args, struct kv_summary *sum);
 
 #endif

@@ -50,15 +50,10 @@ static int run_point(const kv_sweep_spec *s, uint32_t i, const char *tmp, char *
     kv_sweep_point p;
     kv_sweep_point_at(s, i, &p);
     char buf[3072];
-    snprintf(buf, sizeof buf, "replay %s -o %s/point-%u --no-wall-time --timeline-interval 1000000",
+    snprintf(buf, sizeof buf, "%s -o %s/point-%u --no-wall-time --timeline-interval 1000000",
              p.args, tmp, i);
-    char *argv[128];
-    int argc = 0;
-    for (char *t = strtok(buf, " "); t && argc < 127; t = strtok(NULL, " "))
-        argv[argc++] = t;
-    argv[argc] = NULL;
     kv_summary m;
-    int rc = kv_cli_replay_quiet(argc, argv, &m);
+    int rc = kv_cli_replay_line(buf, &m);
     if (rc != 0) {
         fprintf(stderr, "kvsim sweep: point %u (%s at %gx) failed\n", i, p.label, p.rate_scale);
         return rc;

@@ -7,6 +7,7 @@
 
 #include "cli_replay.h"
 #include "engine.h"
+#include "report.h"
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -190,17 +191,13 @@ static void test_parallel_samples_share_the_prompt(void **state)
 /* Run `kvsim replay` in-process. */
 static int replay(const char *trace, const char *strategy, const char *dir, const char *extra)
 {
-    char *argv[32];
-    int argc = 0;
-    char buf[512];
-    snprintf(buf, sizeof buf,
-             "replay %s --strategy %s -o %s --rate-scale 4 --max-num-seqs 512 "
-             "--no-wall-time --timeline-interval 0 %s",
+    char line[1024];
+    snprintf(line, sizeof line,
+             "%s --strategy %s -o %s --rate-scale 4 --max-num-seqs 512 --no-wall-time "
+             "--timeline-interval 0 %s",
              trace, strategy, dir, extra);
-    for (char *t = strtok(buf, " "); t && argc < 31; t = strtok(NULL, " "))
-        argv[argc++] = t;
-    argv[argc] = NULL;
-    return kv_cli_replay_main(argc, argv);
+    kv_summary s;
+    return kv_cli_replay_line(line, &s);
 }
 
 static bool same_file(const char *a, const char *b)
