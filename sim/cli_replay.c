@@ -463,13 +463,14 @@ static int run_one(run_opts *o, const char *label, const char *dir, kv_summary *
             fprintf(stderr, "\r%*s\r", 70, "");
     }
     double wall = wall_now() - t0;
-    char meta[1024];
-    snprintf(meta, sizeof meta,
-             "{\"trace\": \"%s\", \"strategy\": \"%s\", \"label\": \"%s\", \"model\": \"%s\", "
-             "\"gpu\": \"%s\", \"tp\": %llu, \"rate_scale\": %.9g}",
-             o->trace, kv_strategy_name(ac.strategy), label, m.name, g.name,
-             (unsigned long long)o->tp, o->ec.rate_scale);
+    /* built by jansson, so a trace path with quotes or backslashes stays valid JSON */
+    json_t *mj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:f}", "trace", o->trace, "strategy",
+                           kv_strategy_name(ac.strategy), "label", label, "model", m.name, "gpu",
+                           g.name, "tp", (json_int_t)o->tp, "rate_scale", o->ec.rate_scale);
+    char *meta = mj ? json_dumps(mj, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
+    json_decref(mj);
     kv_status cst = kv_report_close(&rep, st == KV_OK ? e : NULL, meta, wall, sum, &err);
+    free(meta);
     if (st == KV_OK)
         st = cst;
     source_close(&src);
