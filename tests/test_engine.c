@@ -232,9 +232,8 @@ static void test_two_identical_runs_are_byte_identical(void **state)
                 fail_msg("%s: %s differs between two identical runs", strategies[s], files[f]);
         }
     }
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", d1, d2);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(t_rm_rf(d1), 0);
+    assert_int_equal(t_rm_rf(d2), 0);
 }
 
 static void test_checker_holds_at_every_step_on_real_traces(void **state)
@@ -257,9 +256,7 @@ static void test_checker_holds_at_every_step_on_real_traces(void **state)
                                 "--gpu H200 --tp 8"),
                          0);
     }
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(t_rm_rf(d), 0);
 }
 
 /* One request decoding alone: the fast path takes every step but the prefill and the last
@@ -324,9 +321,8 @@ static void test_fast_path_gives_byte_identical_outputs(void **state)
             }
         }
     }
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", d1, d2);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(t_rm_rf(d1), 0);
+    assert_int_equal(t_rm_rf(d2), 0);
 }
 
 int main(void)

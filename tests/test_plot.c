@@ -35,9 +35,7 @@ static void test_figures_of_committed_runs_are_drawn(void **state)
         rows++;
     fclose(fp);
     assert_int_equal(rows, 3);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(t_rm_rf(out), 0);
 }
 
 static void test_bad_run_directory_is_bad_input(void **state)
@@ -48,9 +46,7 @@ static void test_bad_run_directory_is_bad_input(void **state)
     snprintf(out, sizeof out, "%s/kvsim-plot-bad-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
              (int)getpid());
     assert_int_equal(kv_plot_runs(runs, 1, out), 2);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(t_rm_rf(out), 0);
 }
 
 int main(void)

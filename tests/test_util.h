@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <math.h>
 #include <string.h>
 
@@ -95,6 +96,21 @@ static inline uint64_t t_next(t_rng *r)
 static inline uint32_t t_range(t_rng *r, uint32_t lo, uint32_t hi)
 {
     return lo + (uint32_t)(t_next(r) % ((uint64_t)hi - lo + 1));
+}
+
+/* Make a fresh directory $TMPDIR/kvsim-<name>-XXXXXX into dir. 0 or -1. */
+static inline int t_mkdtemp(char *dir, size_t cap, const char *name)
+{
+    snprintf(dir, cap, "%s/kvsim-%s-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", name);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+/* Remove a file tree. 0 or -1. */
+static inline int t_rm_rf(const char *path)
+{
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 /* Stress operations per strategy: KV_STRESS_OPS, default 100000. */
