@@ -200,13 +200,6 @@ static int replay(const char *trace, const char *strategy, const char *dir, cons
     return kv_cli_replay_line(line, &s);
 }
 
-static bool same_file(const char *a, const char *b)
-{
-    char cmd[2100];
-    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
-    return system(cmd) == 0;
-}
-
 static void test_two_identical_runs_are_byte_identical(void **state)
 {
     (void)state;
@@ -228,7 +221,7 @@ static void test_two_identical_runs_are_byte_identical(void **state)
             char a[1024], b[1024];
             snprintf(a, sizeof a, "%s/%s", d1, files[f]);
             snprintf(b, sizeof b, "%s/%s", d2, files[f]);
-            if (!same_file(a, b))
+            if (!t_same_file(a, b))
                 fail_msg("%s: %s differs between two identical runs", strategies[s], files[f]);
         }
     }
@@ -315,7 +308,7 @@ static void test_fast_path_gives_byte_identical_outputs(void **state)
                 char a[1024], b[1024];
                 snprintf(a, sizeof a, "%s/%s", d1, files[f]);
                 snprintf(b, sizeof b, "%s/%s", d2, files[f]);
-                if (!same_file(a, b))
+                if (!t_same_file(a, b))
                     fail_msg("%s, %s: %s differs with the fast path", traces[t].trace,
                              strategies[s], files[f]);
             }

@@ -28,13 +28,6 @@ static int sweep(const char *spec, const char *jobs, const char *out)
     return kv_cli_sweep_main(6, argv);
 }
 
-static bool same(const char *a, const char *b)
-{
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
-    return system(cmd) == 0;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 
 static void test_grid_enumerates_points_in_a_fixed_order(void **state)
@@ -67,7 +60,7 @@ static void test_local_workers_and_mpi_give_identical_rows(void **state)
     snprintf(c, sizeof c, "%s/mpi.csv", dir);
     assert_int_equal(sweep("tests/data/sweep-small.ini", "1", a), 0);
     assert_int_equal(sweep("tests/data/sweep-small.ini", "2", b), 0);
-    assert_true(same(a, b));
+    assert_true(t_same_file(a, b));
     FILE *f = fopen(a, "r");
     char line[2048];
     int rows = 0;
@@ -88,7 +81,7 @@ static void test_local_workers_and_mpi_give_identical_rows(void **state)
              mpi, c, dir);
     if (system(cmd) != 0)
         fail_msg("mpirun -np 2 failed (log in %s/mpi.log)", dir);
-    assert_true(same(a, c));
+    assert_true(t_same_file(a, c));
 }
 
 static void test_bad_specs_name_file_line_and_key(void **state)

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,14 @@ static inline int t_rm_rf(const char *path)
     char cmd[1100];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
     return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Whether two files hold the same bytes (cmp). */
+static inline bool t_same_file(const char *a, const char *b)
+{
+    char cmd[2200];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
+    return system(cmd) == 0;
 }
 
 /* Stress operations per strategy: KV_STRESS_OPS, default 100000. */
