@@ -43,3 +43,37 @@ kv_status kv_plan_bisect(double lo, double hi, double rel_tol, kv_feasible_fn fe
     out->infeasible = b;
     return KV_OK;
 }
+
+kv_status kv_plan_fewest(unsigned max_n, kv_feasible_fn feasible, void *ctx,
+                         kv_fewest_result *out, kv_err *err)
+{
+    KV_ASSERT(max_n >= 1);
+    *out = (kv_fewest_result){0};
+    unsigned fail = 0, pass = 0; /* the bracket: fail < answer <= pass */
+    for (unsigned n = 1;; n = n > max_n / 2 ? max_n : 2 * n) {
+        bool ok = false;
+        kv_status st = feasible(ctx, n, &ok, err);
+        out->evaluations++;
+        if (st != KV_OK)
+            return st;
+        if (ok) {
+            pass = n;
+            break;
+        }
+        fail = n;
+        if (n == max_n)
+            return KV_OK; /* not found */
+    }
+    while (pass - fail > 1) {
+        unsigned m = fail + (pass - fail) / 2;
+        bool ok = false;
+        kv_status st = feasible(ctx, m, &ok, err);
+        out->evaluations++;
+        if (st != KV_OK)
+            return st;
+        *(ok ? &pass : &fail) = m;
+    }
+    out->best = pass;
+    out->found = true;
+    return KV_OK;
+}

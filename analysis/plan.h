@@ -27,4 +27,17 @@ typedef struct kv_bisect_result {
 kv_status kv_plan_bisect(double lo, double hi, double rel_tol, kv_feasible_fn feasible, void *ctx,
                          kv_bisect_result *out, kv_err *err);
 
+/* kv_plan_fewest finds the smallest integer n in [1, max_n] with feasible(n), assuming
+ * feasibility only rises with n (more replicas never hurt latency): it doubles n from 1 until
+ * the test passes, then bisects between the last failure and the first pass. *found is false
+ * (and *best 0) when even max_n fails. Evaluations: about 2 log2(answer) + 1. */
+typedef struct kv_fewest_result {
+    unsigned best;
+    bool found;
+    int evaluations;
+} kv_fewest_result;
+
+kv_status kv_plan_fewest(unsigned max_n, kv_feasible_fn feasible, void *ctx,
+                         kv_fewest_result *out, kv_err *err);
+
 #endif

@@ -1,8 +1,11 @@
-/* cli_plan.c — `kvsim plan rate|block`: capacity planning by bisection over the arrival rate.
+/* cli_plan.c — `kvsim plan rate|block|replicas`: capacity planning by search.
  *
- *   plan rate TRACE   the highest sustainable request rate of each strategy under the SLOs;
- *   plan block TRACE  the same for each block (paged, compressed) or chunk (chunk-pool) size,
- *                     and which size sustains the most.
+ *   plan rate TRACE      the highest sustainable request rate of each strategy under the SLOs;
+ *   plan block TRACE     the same for each block (paged, compressed) or chunk (chunk-pool)
+ *                        size, and which size sustains the most;
+ *   plan replicas TRACE  the fewest engine replicas behind a router (round-robin,
+ *                        least-tokens; router.h) that serve the trace, at its own rate times
+ *                        --rate-scale, within the SLOs, per strategy and router.
  * "Sustainable" means the replay meets every SLO given: p99 TTFT <= --slo-ttft-p99, p99 TPOT <=
  * --slo-tpot-p99, goodput share >= --goodput (requests meeting --slo-ttft and --slo-tpot). The
  * load is the trace's own arrival process sped up by a rate scale, searched geometrically
@@ -43,6 +46,7 @@ typedef struct plan_ctx {
     int n_pass;
     const plan_case *c;
     double slo_ttft_p99, slo_tpot_p99, goodput;
+    double rate_scale; /* replicas: the load */
 } plan_ctx;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -54,10 +58,15 @@ static void usage(FILE *f)
         "usage: kvsim plan rate TRACE [plan options] [replay options]   (TRACE first)\n"
         "       kvsim plan block TRACE [--sizes LIST] [--strategy paged|compressed|chunk-pool]\n"
         "                        [plan options] [replay options]\n"
+        "       kvsim plan replicas TRACE [--rate-scale X] [--max-replicas N] [--strategy S]\n"
+        "                        [--router round-robin|least-tokens] [plan options] [replay options]\n"
         "  rate: the highest arrival rate each strategy sustains under the SLOs.\n"
         "  block: the same per block size (paged, compressed; tokens, default\n"
         "         8,16,32,64,128) or chunk size (chunk-pool; KiB, default 64,256,1024,2048),\n"
         "         and the best size.\n"
+        "  replicas: the fewest replicas behind each router (both unless --router) that serve\n"
+        "         the trace at --rate-scale X (1) within the SLOs, per strategy (all six unless\n"
+        "         --strategy); searched by doubling then bisection up to --max-replicas (64).\n"
         "  plan options:\n"
         "    --slo-ttft-p99 S (2)  --slo-tpot-p99 S (0.2)  --goodput SHARE (off; with\n"
         "    replay's --slo-ttft/--slo-tpot)  --lo X (0.25)  --hi X (32): rate scales searched\n"
@@ -65,25 +74,29 @@ static void usage(FILE *f)
         "  Every other option is passed to kvsim replay (e.g. --model, --gpu, --max-num-seqs).\n");
 }
 
-static kv_status feasible(void *ctx_, double scale, bool *ok, kv_err *err)
+/* x: the rate scale (rate, block) or the replicas (replicas, when p->rate_scale > 0). */
+static kv_status feasible(void *ctx_, double x, bool *ok, kv_err *err)
 {
     plan_ctx *p = ctx_;
     char buf[2048];
+    bool replicas = p->rate_scale > 0;
     int n = snprintf(buf, sizeof buf,
                      "%s %s --rate-scale %.9g -o %s --no-wall-time "
                      "--timeline-interval 1000000",
-                     p->trace, p->c->args, scale, p->tmp);
+                     p->trace, p->c->args, replicas ? p->rate_scale : x, p->tmp);
+    if (replicas && n > 0 && (size_t)n < sizeof buf)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, " --replicas %u", (unsigned)x);
     for (int i = 0; i < p->n_pass && n > 0 && (size_t)n < sizeof buf; i++)
         n += snprintf(buf + n, sizeof buf - (size_t)n, " %s", p->pass[i]);
     kv_summary s;
     int rc = kv_cli_replay_line(buf, &s);
     if (rc != 0)
-        return kv_errorf(err, KV_ERR_INPUT, "replay of %s at rate scale %g failed (exit %d)",
-                         p->c->label, scale, rc);
+        return kv_errorf(err, KV_ERR_INPUT, "replay of %s at %s %g failed (exit %d)",
+                         p->c->label, replicas ? "replicas" : "rate scale", x, rc);
     *ok = s.done > 0 && !(s.ttft_p99 > p->slo_ttft_p99) && !(s.tpot_p99 > p->slo_tpot_p99) &&
           s.goodput_share >= p->goodput;
-    fprintf(stderr, "  %-20s x%-9.4g p99 TTFT %8.3f s, p99 TPOT %.4f s, goodput %5.1f%%: %s\n",
-            p->c->label, scale, s.ttft_p99, s.tpot_p99, 100 * s.goodput_share,
+    fprintf(stderr, "  %-26s %s%-9.4g p99 TTFT %8.3f s, p99 TPOT %.4f s, goodput %5.1f%%: %s\n",
+            p->c->label, replicas ? "n=" : "x", x, s.ttft_p99, s.tpot_p99, 100 * s.goodput_share,
             *ok ? "meets the SLOs" : "misses");
     return KV_OK;
 }
@@ -115,19 +128,96 @@ static double base_rate(const char *trace)
     return rate;
 }
 
-static int draw(const char *out, const char *title)
+static int draw(const char *out, const char *title, bool replicas)
 {
     static const char *const terms[] = {"png", "svg"};
     for (int t = 0; t < 2; t++) {
         char vars[2048];
         snprintf(vars, sizeof vars,
-                 "dir='%s'; term='%s'; out='%s/plan.%s'; title='%s'; DATA='%s/plan.tsv'",
-                 kv_plot_script_dir(), terms[t], out, terms[t], title, out);
+                 "dir='%s'; term='%s'; out='%s/plan.%s'; title='%s'; DATA='%s/plan.tsv'%s",
+                 kv_plot_script_dir(), terms[t], out, terms[t], title, out,
+                 replicas ? "; ylab='fewest replicas meeting the SLOs'; fmt='%.0f'" : "");
         int rc = kv_plot_gnuplot("plan.gp", vars);
         if (rc != KV_EXIT_OK)
             return rc;
     }
     return KV_EXIT_OK;
+}
+
+static const char *const strategy_labels[] = {"contiguous-max", "contiguous-pow2",
+                                              "contiguous-oracle", "chunk-pool",
+                                              "paged", "compressed-fp8"};
+static const char *const strategy_args[] = {
+    "--strategy contiguous --reserve max", "--strategy contiguous --reserve pow2",
+    "--strategy contiguous --reserve oracle", "--strategy chunk-pool", "--strategy paged",
+    "--strategy compressed"};
+
+/* The configurations a question compares; returns how many, or -1 after a message. */
+static int make_cases(int q, const char *strategy, const char *sizes, const char *router,
+                      plan_case *cases)
+{
+    int n = 0;
+    if (q == 0) {
+        for (int i = 0; i < 6; i++, n++) {
+            snprintf(cases[n].label, sizeof cases[n].label, "%s", strategy_labels[i]);
+            snprintf(cases[n].args, sizeof cases[n].args, "%s", strategy_args[i]);
+        }
+    } else if (q == 1) {
+        const char *s = strategy ? strategy : "paged";
+        bool chunk = strcmp(s, "chunk-pool") == 0;
+        if (!chunk && strcmp(s, "paged") != 0 && strcmp(s, "compressed") != 0) {
+            fprintf(stderr, "kvsim plan block: --strategy: paged, compressed or chunk-pool\n");
+            return -1;
+        }
+        char list[256];
+        snprintf(list, sizeof list, "%s",
+                 sizes   ? sizes
+                 : chunk ? "64,256,1024,2048"
+                         : "8,16,32,64,128");
+        for (char *t = strtok(list, ","); t && n < MAX_CASES; t = strtok(NULL, ",")) {
+            uint64_t v;
+            if (!kv_cli_u64("plan block", "--sizes", t, 1, chunk ? 1u << 20 : 65536, &v))
+                return -1;
+            plan_case *c = &cases[n++];
+            if (chunk) {
+                snprintf(c->label, sizeof c->label, "chunk %lluKiB", (unsigned long long)v);
+                snprintf(c->args, sizeof c->args, "--strategy chunk-pool --chunk-mib %.9g",
+                         (double)v / 1024);
+            } else {
+                snprintf(c->label, sizeof c->label, "%s block %llu", s, (unsigned long long)v);
+                snprintf(c->args, sizeof c->args, "--strategy %s --block-tokens %llu", s,
+                         (unsigned long long)v);
+            }
+        }
+    } else {
+        static const char *const routers[] = {"round-robin", "least-tokens"};
+        if (router && strcmp(router, routers[0]) != 0 && strcmp(router, routers[1]) != 0) {
+            fprintf(stderr, "kvsim plan replicas: --router: round-robin or least-tokens\n");
+            return -1;
+        }
+        for (int i = 0; i < 6; i++) {
+            bool all = strategy == NULL;
+            if (!all && strcmp(strategy, strategy_labels[i]) != 0 &&
+                strcmp(strategy, strategy_args[i] + strlen("--strategy ")) != 0)
+                continue;
+            for (int k = 0; k < 2; k++) {
+                if (router && strcmp(router, routers[k]) != 0)
+                    continue;
+                snprintf(cases[n].label, sizeof cases[n].label, "%s %s", strategy_labels[i],
+                         routers[k]);
+                snprintf(cases[n].args, sizeof cases[n].args, "%s --router %s",
+                         strategy_args[i], routers[k]);
+                n++;
+            }
+            if (!all) /* "contiguous" names the first reservation policy only */
+                break;
+        }
+        if (n == 0) {
+            fprintf(stderr, "kvsim plan replicas: --strategy: unknown \"%s\"\n", strategy);
+            return -1;
+        }
+    }
+    return n;
 }
 
 int kv_cli_plan_main(int argc, char **argv)
@@ -136,15 +226,20 @@ int kv_cli_plan_main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? KV_EXIT_USAGE : KV_EXIT_OK;
     }
-    bool block = strcmp(argv[1], "block") == 0;
-    if (!block && strcmp(argv[1], "rate") != 0) {
-        fprintf(stderr, "kvsim plan: unknown question '%s' (rate, block)\n", argv[1]);
+    static const char *const questions[] = {"rate", "block", "replicas"};
+    int q = 0;
+    while (q < 3 && strcmp(argv[1], questions[q]) != 0)
+        q++;
+    if (q == 3) {
+        fprintf(stderr, "kvsim plan: unknown question '%s' (rate, block, replicas)\n", argv[1]);
         return KV_EXIT_USAGE;
     }
-    const char *cmd = block ? "plan block" : "plan rate";
+    bool block = q == 1, replicas = q == 2;
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "plan %s", questions[q]);
     plan_ctx p = {.slo_ttft_p99 = 2.0, .slo_tpot_p99 = 0.2, .goodput = 0};
-    double lo = 0.25, hi = 32, tol = 0.02;
-    const char *out = NULL, *sizes = NULL, *strategy = NULL;
+    double lo = 0.25, hi = 32, tol = 0.02, rate_scale = 1, max_replicas = 64;
+    const char *out = NULL, *sizes = NULL, *strategy = NULL, *router = NULL;
     if (argc < 3 || argv[2][0] == '-') {
         fprintf(stderr, "kvsim %s: TRACE comes first, right after '%s'\n", cmd, argv[1]);
         return KV_EXIT_USAGE;
@@ -156,26 +251,32 @@ int kv_cli_plan_main(int argc, char **argv)
             usage(stdout);
             return KV_EXIT_OK;
         }
-#define OPT_D(name, dst, lo_, hi_)                                                                 \
-    if (strcmp(a, name) == 0) {                                                                    \
+#define OPT_D(name, dst, lo_, hi_, when)                                                           \
+    if ((when) && strcmp(a, name) == 0) {                                                          \
         if (!(v = kv_cli_value(cmd, argc, argv, &i)) ||                                            \
             !kv_cli_double(cmd, a, v, lo_, hi_, &(dst)))                                           \
             return KV_EXIT_USAGE;                                                                  \
         continue;                                                                                  \
     }
-        OPT_D("--slo-ttft-p99", p.slo_ttft_p99, 0, 1e9)
-        OPT_D("--slo-tpot-p99", p.slo_tpot_p99, 0, 1e9)
-        OPT_D("--goodput", p.goodput, 0, 1)
-        OPT_D("--lo", lo, 1e-6, 1e6)
-        OPT_D("--hi", hi, 1e-6, 1e6)
-        OPT_D("--tol", tol, 1e-4, 1)
+        OPT_D("--slo-ttft-p99", p.slo_ttft_p99, 0, 1e9, true)
+        OPT_D("--slo-tpot-p99", p.slo_tpot_p99, 0, 1e9, true)
+        OPT_D("--goodput", p.goodput, 0, 1, true)
+        OPT_D("--lo", lo, 1e-6, 1e6, !replicas)
+        OPT_D("--hi", hi, 1e-6, 1e6, !replicas)
+        OPT_D("--tol", tol, 1e-4, 1, !replicas)
+        OPT_D("--rate-scale", rate_scale, 1e-6, 1e6, replicas)
+        OPT_D("--max-replicas", max_replicas, 1, 4096, replicas)
 #undef OPT_D
-        if (strcmp(a, "-o") == 0 || (block && strcmp(a, "--sizes") == 0) ||
-            (block && strcmp(a, "--strategy") == 0)) {
-            if (!(v = kv_cli_value(cmd, argc, argv, &i)))
+        const char **dst = strcmp(a, "-o") == 0                                ? &out
+                           : block && strcmp(a, "--sizes") == 0                ? &sizes
+                           : (block || replicas) && strcmp(a, "--strategy") == 0 ? &strategy
+                           : replicas && strcmp(a, "--router") == 0            ? &router
+                                                                               : NULL;
+        if (dst) {
+            if (!(*dst = kv_cli_value(cmd, argc, argv, &i)))
                 return KV_EXIT_USAGE;
-            *(a[1] == 'o' ? &out : a[2] == 's' && a[3] == 'i' ? &sizes : &strategy) = v;
-        } else if (strcmp(a, "--strategy") == 0 || strcmp(a, "--rate-scale") == 0) {
+        } else if (strcmp(a, "--strategy") == 0 || strcmp(a, "--rate-scale") == 0 ||
+                   strcmp(a, "--replicas") == 0 || strcmp(a, "--router") == 0) {
             fprintf(stderr, "kvsim %s: %s is what the plan chooses; leave it out\n", cmd, a);
             return KV_EXIT_USAGE;
         } else if (p.n_pass < MAX_PASS) {
@@ -185,68 +286,30 @@ int kv_cli_plan_main(int argc, char **argv)
             return KV_EXIT_USAGE;
         }
     }
-    if (p.trace == NULL || !(hi > lo)) {
-        fprintf(stderr, "kvsim %s: TRACE is required and --hi must exceed --lo\n", cmd);
-        usage(stderr);
+    if (!(hi > lo)) {
+        fprintf(stderr, "kvsim %s: --hi must exceed --lo\n", cmd);
         return KV_EXIT_USAGE;
     }
-
     plan_case cases[MAX_CASES];
-    int n_cases = 0;
-    if (!block) {
-        static const char *const labels[] = {
-            "contiguous-max", "contiguous-pow2", "contiguous-oracle",
-            "chunk-pool",     "paged",           "compressed-fp8"};
-        static const char *const args[] = {"--strategy contiguous --reserve max",
-                                           "--strategy contiguous --reserve pow2",
-                                           "--strategy contiguous --reserve oracle",
-                                           "--strategy chunk-pool",
-                                           "--strategy paged",
-                                           "--strategy compressed"};
-        for (int i = 0; i < 6; i++, n_cases++) {
-            snprintf(cases[i].label, sizeof cases[i].label, "%s", labels[i]);
-            snprintf(cases[i].args, sizeof cases[i].args, "%s", args[i]);
-        }
-    } else {
-        const char *s = strategy ? strategy : "paged";
-        bool chunk = strcmp(s, "chunk-pool") == 0;
-        if (!chunk && strcmp(s, "paged") != 0 && strcmp(s, "compressed") != 0) {
-            fprintf(stderr, "kvsim plan block: --strategy: paged, compressed or chunk-pool\n");
-            return KV_EXIT_USAGE;
-        }
-        char list[256];
-        snprintf(list, sizeof list, "%s",
-                 sizes   ? sizes
-                 : chunk ? "64,256,1024,2048"
-                         : "8,16,32,64,128");
-        for (char *t = strtok(list, ","); t && n_cases < MAX_CASES; t = strtok(NULL, ",")) {
-            uint64_t v;
-            if (!kv_cli_u64(cmd, "--sizes", t, 1, chunk ? 1u << 20 : 65536, &v))
-                return KV_EXIT_USAGE;
-            plan_case *c = &cases[n_cases++];
-            if (chunk) {
-                snprintf(c->label, sizeof c->label, "chunk %lluKiB", (unsigned long long)v);
-                snprintf(c->args, sizeof c->args, "--strategy chunk-pool --chunk-mib %.9g",
-                         (double)v / 1024);
-            } else {
-                snprintf(c->label, sizeof c->label, "%s block %llu", s, (unsigned long long)v);
-                snprintf(c->args, sizeof c->args, "--strategy %s --block-tokens %llu", s,
-                         (unsigned long long)v);
-            }
-        }
-    }
+    int n_cases = make_cases(q, strategy, sizes, router, cases);
+    if (n_cases < 0)
+        return KV_EXIT_USAGE;
 
     char tmp[256];
     snprintf(tmp, sizeof tmp, "%s/kvsim-plan-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
              (int)getpid());
     p.tmp = tmp;
+    p.rate_scale = replicas ? rate_scale : 0;
     double rate1 = base_rate(p.trace);
     kv_bisect_result res[MAX_CASES];
+    kv_fewest_result few[MAX_CASES];
     kv_err err = {{0}};
     for (int i = 0; i < n_cases; i++) {
         p.c = &cases[i];
         fprintf(stderr, "kvsim %s: %s\n", cmd, cases[i].label);
-        if (kv_plan_bisect(lo, hi, tol, feasible, &p, &res[i], &err) != KV_OK) {
+        kv_status st = replicas ? kv_plan_fewest((unsigned)max_replicas, feasible, &p, &few[i], &err)
+                                : kv_plan_bisect(lo, hi, tol, feasible, &p, &res[i], &err);
+        if (st != KV_OK) {
             fprintf(stderr, "kvsim %s: %s\n", cmd, err.msg);
             return KV_EXIT_USAGE;
         }
@@ -257,15 +320,25 @@ int kv_cli_plan_main(int argc, char **argv)
         fprintf(stderr, "kvsim %s: could not remove %s\n", cmd, tmp);
 
     int best = -1;
-    for (int i = 0; i < n_cases; i++)
-        if (!res[i].below_lo && (best < 0 || res[i].best > res[best].best))
+    for (int i = 0; i < n_cases; i++) {
+        if (replicas ? few[i].found && (best < 0 || few[i].best < few[best].best)
+                     : !res[i].below_lo && (best < 0 || res[i].best > res[best].best))
             best = i;
-    char how[512];
-    snprintf(how, sizeof how,
-             "How: geometric bisection over the rate scale in [%g, %g] to within %.1f%%; a scale "
-             "passes when p99 TTFT <= %g s, p99 TPOT <= %g s%s.",
-             lo, hi, 100 * tol, p.slo_ttft_p99, p.slo_tpot_p99,
-             p.goodput > 0 ? " and the goodput share is met" : "");
+    }
+    char how[512], slos[200];
+    snprintf(slos, sizeof slos, "p99 TTFT <= %g s, p99 TPOT <= %g s%s", p.slo_ttft_p99,
+             p.slo_tpot_p99, p.goodput > 0 ? " and the goodput share is met" : "");
+    if (replicas)
+        snprintf(how, sizeof how,
+                 "How: replicas doubled from 1 until a replay of every replica behind the router "
+                 "on one clock met %s, then bisected between the last failure and the first "
+                 "pass (exact, assuming more replicas never hurt); at most %g replicas.",
+                 slos, max_replicas);
+    else
+        snprintf(how, sizeof how,
+                 "How: geometric bisection over the rate scale in [%g, %g] to within %.1f%%; a "
+                 "scale passes when %s.",
+                 lo, hi, 100 * tol, slos);
     FILE *outs[3] = {stdout, NULL, NULL};
     if (out) {
         char path[600];
@@ -286,28 +359,47 @@ int kv_cli_plan_main(int argc, char **argv)
         FILE *f = outs[k];
         if (f == NULL)
             continue;
-        fprintf(f, "kvsim %s: %s (%.3f requests/s at scale 1)\n", cmd, p.trace, rate1);
-        fprintf(f, "%-22s %12s %14s %8s %s\n", "configuration", "max scale", "requests/s", "evals",
-                "note");
-        for (int i = 0; i < n_cases; i++)
-            fprintf(f, "%-22s %12.4g %14.3f %8d %s\n", cases[i].label, res[i].best,
-                    res[i].best * rate1, res[i].evaluations,
-                    res[i].below_lo ? "fails even at --lo"
-                    : res[i].at_hi  ? "meets the SLOs even at --hi"
-                    : i == best     ? "best"
-                                    : "");
+        if (replicas) {
+            fprintf(f, "kvsim %s: %s at rate scale %g (%.3f requests/s)\n", cmd, p.trace,
+                    rate_scale, rate1 * rate_scale);
+            fprintf(f, "%-32s %9s %8s %s\n", "configuration", "replicas", "evals", "note");
+            for (int i = 0; i < n_cases; i++)
+                fprintf(f, "%-32s %9u %8d %s\n", cases[i].label, few[i].best,
+                        few[i].evaluations,
+                        !few[i].found ? "misses the SLOs even at --max-replicas"
+                        : i == best   ? "fewest"
+                                      : "");
+        } else {
+            fprintf(f, "kvsim %s: %s (%.3f requests/s at scale 1)\n", cmd, p.trace, rate1);
+            fprintf(f, "%-22s %12s %14s %8s %s\n", "configuration", "max scale", "requests/s",
+                    "evals", "note");
+            for (int i = 0; i < n_cases; i++)
+                fprintf(f, "%-22s %12.4g %14.3f %8d %s\n", cases[i].label, res[i].best,
+                        res[i].best * rate1, res[i].evaluations,
+                        res[i].below_lo ? "fails even at --lo"
+                        : res[i].at_hi  ? "meets the SLOs even at --hi"
+                        : i == best     ? "best"
+                                        : "");
+        }
         fprintf(f, "%s\n", how);
     }
     if (out) {
         for (int i = 0; i < n_cases; i++)
-            fprintf(outs[2], "%s\t%.6f\n", cases[i].label, res[i].best * rate1);
+            fprintf(outs[2], "%s\t%.6f\n", cases[i].label,
+                    replicas ? (double)few[i].best : res[i].best * rate1);
         fclose(outs[1]);
         fclose(outs[2]);
         char title[600];
         const char *slash = strrchr(p.trace, '/');
-        snprintf(title, sizeof title, "%s: highest rate meeting p99 TTFT <= %gs, p99 TPOT <= %gs",
-                 slash ? slash + 1 : p.trace, p.slo_ttft_p99, p.slo_tpot_p99);
-        return draw(out, title);
+        const char *name = slash ? slash + 1 : p.trace;
+        if (replicas)
+            snprintf(title, sizeof title, "%s x%g: fewest replicas for p99 TTFT <= %gs, TPOT <= %gs",
+                     name, rate_scale, p.slo_ttft_p99, p.slo_tpot_p99);
+        else
+            snprintf(title, sizeof title,
+                     "%s: highest rate meeting p99 TTFT <= %gs, p99 TPOT <= %gs", name,
+                     p.slo_ttft_p99, p.slo_tpot_p99);
+        return draw(out, title, replicas);
     }
     return KV_EXIT_OK;
 }

@@ -18,6 +18,7 @@
 #include "preset.h"
 #include "reader.h"
 #include "report.h"
+#include "router.h"
 #include "spec.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -31,6 +32,9 @@ typedef struct run_opts {
     kv_report_opts ro;
     kv_trace_opts to;
     bool check, progress, plot;
+    uint64_t replicas;      /* engines behind a router; 1 without --router */
+    kv_route_policy router;
+    bool routed;            /* --replicas or --router given: run through the router */
 } run_opts;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -47,6 +51,8 @@ static void usage_common(FILE *f)
             "    --preempt recompute|swap (recompute)  --swap-space-gib X (4)\n"
             "    --max-preemptions N (8)  --max-model-len N (the model's context)\n"
             "    --rate-scale X (1: arrivals at their trace times; 2: twice as fast)\n"
+            "    --replicas N (1)  --router round-robin|least-tokens (round-robin): N engines\n"
+            "      behind a router on one clock; timeline.csv rows carry the replica\n"
             "    --limit N (requests)  --seed N (1)  --format F  --skip-bad-rows\n"
             "  outputs:\n"
             "    --slo-ttft S (2)  --slo-tpot S (0.1)  --timeline-interval S (1; 0 = every step)\n"
@@ -86,7 +92,8 @@ static void opts_default(run_opts *o)
                     .seed = 1,
                     .tp = 1,
                     .gpu_mem_util = 0.9,
-                    .swap_space_gib = 4};
+                    .swap_space_gib = 4,
+                    .replicas = 1};
     kv_engine_config_default(&o->ec);
     o->ec.max_model_len = 0; /* from the model unless given */
     kv_shape none = {0};
@@ -152,6 +159,10 @@ static int parse(const char *cmd, int argc, char **argv, run_opts *o, bool *stra
             ok = U64(2, 1u << 30, o->ec.max_model_len);
         else if (strcmp(a, "--rate-scale") == 0)
             ok = DBL(1e-6, 1e6, o->ec.rate_scale);
+        else if (strcmp(a, "--replicas") == 0)
+            ok = U64(1, 4096, o->replicas) && (o->routed = true);
+        else if (strcmp(a, "--router") == 0)
+            ok = ENUM(kv_route_policy_parse, o->router) && (o->routed = true);
         else if (strcmp(a, "--limit") == 0)
             ok = U64(1, UINT64_MAX, o->limit);
         else if (strcmp(a, "--seed") == 0)
@@ -350,6 +361,10 @@ static json_t *config_json(const run_opts *o, const kv_alloc_config *ac, const k
     json_object_set_new(x, "max_preemptions", json_integer(o->ec.max_preemptions));
     json_object_set_new(x, "max_model_len", json_integer(o->ec.max_model_len));
     json_object_set_new(j, "engine", x);
+    if (o->routed)
+        json_object_set_new(j, "router",
+                            json_pack("{s:s, s:I}", "policy", kv_route_policy_name(o->router),
+                                      "replicas", (json_int_t)o->replicas));
     x = json_object();
     json_object_set_new(x, "strategy", json_string(kv_strategy_name(ac->strategy)));
     json_object_set_new(x, "pool_bytes", json_integer((json_int_t)ac->pool_bytes));
@@ -431,7 +446,12 @@ static int run_one(run_opts *o, const char *label, const char *dir, kv_summary *
         return KV_EXIT_USAGE;
     }
     kv_engine *e = NULL;
-    st = kv_engine_create(&o->ec, &ac, kv_costmodel_executor(&cm), &e, &err);
+    kv_router *router = NULL;
+    if (o->routed)
+        st = kv_router_create(&o->ec, &ac, kv_costmodel_executor(&cm), (uint32_t)o->replicas,
+                              o->router, &router, &err);
+    else
+        st = kv_engine_create(&o->ec, &ac, kv_costmodel_executor(&cm), &e, &err);
     if (st != KV_OK) {
         fprintf(stderr, "kvsim: %s\n", err.msg);
         return KV_EXIT_USAGE;
@@ -441,6 +461,7 @@ static int run_one(run_opts *o, const char *label, const char *dir, kv_summary *
     kv_report *rep = NULL;
     kv_report_opts ro = o->ro;
     ro.dir = dir;
+    ro.replicas = (uint32_t)o->replicas;
     if (st == KV_OK)
         st = kv_report_open(&ro, &rep, &err);
     if (st == KV_OK) {
@@ -458,7 +479,8 @@ static int run_one(run_opts *o, const char *label, const char *dir, kv_summary *
             .inner = kv_report_observer(rep), .on = isatty(2) && !getenv("CI"), .label = label};
         kv_observer obs = {.ctx = &p, .on_request = progress_request, .on_step = progress_step};
         kv_source s = {.ctx = &src, .next = source_next};
-        st = kv_engine_run(e, s, obs, o->check, &err);
+        st = router ? kv_router_run(router, s, obs, o->check, &err)
+                    : kv_engine_run(e, s, obs, o->check, &err);
         if (p.on)
             fprintf(stderr, "\r%*s\r", 70, "");
     }
@@ -467,14 +489,30 @@ static int run_one(run_opts *o, const char *label, const char *dir, kv_summary *
     json_t *mj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:f}", "trace", o->trace, "strategy",
                            kv_strategy_name(ac.strategy), "label", label, "model", m.name, "gpu",
                            g.name, "tp", (json_int_t)o->tp, "rate_scale", o->ec.rate_scale);
+    kv_engine_stats es;
+    kv_alloc_stats as;
+    if (router) {
+        kv_router_stats(router, &es, &as);
+        json_t *routed = json_array();
+        for (uint32_t i = 0; i < kv_router_replicas(router); i++)
+            json_array_append_new(routed, json_integer((json_int_t)kv_router_routed(router, i)));
+        json_object_set_new(mj, "router",
+                            json_pack("{s:s, s:I, s:o}", "policy", kv_route_policy_name(o->router),
+                                      "replicas", (json_int_t)o->replicas, "routed", routed));
+    } else {
+        es = *kv_engine_stats_of(e);
+        as = *kv_alloc_stats_of(kv_engine_alloc(e));
+    }
     char *meta = mj ? json_dumps(mj, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(mj);
-    kv_status cst = kv_report_close(&rep, st == KV_OK ? e : NULL, meta, wall, sum, &err);
+    kv_status cst =
+        kv_report_close(&rep, st == KV_OK ? &es : NULL, &as, meta, wall, sum, &err);
     free(meta);
     if (st == KV_OK)
         st = cst;
     source_close(&src);
     kv_engine_destroy(&e);
+    kv_router_destroy(&router);
     if (st != KV_OK) {
         fprintf(stderr, "kvsim: %s\n", err.msg[0] ? err.msg : kv_status_str(st));
         return st == KV_ERR_INPUT ? KV_EXIT_USAGE : KV_EXIT_FAIL;

@@ -67,7 +67,7 @@ struct kv_engine {
     uint32_t n_decodes;
 
     double now;
-    double first_arrival;
+    double t_stop; /* kv_engine_advance's bound, for the fast path */
     bool have_next, src_done;
     kv_request next;
     uint64_t next_id, seqno;
@@ -211,8 +211,8 @@ static kv_status emit(kv_engine *e, uint32_t r, kv_req_outcome outcome, const ch
     if (outcome == KV_REQ_DONE) {
         e->st.requests_done++;
         e->st.output_tokens += (uint64_t)q->output * q->n;
-        if (q->t_finish - e->first_arrival > e->st.makespan_s)
-            e->st.makespan_s = q->t_finish - e->first_arrival;
+        if (q->t_finish - e->st.first_arrival_s > e->st.makespan_s)
+            e->st.makespan_s = q->t_finish - e->st.first_arrival_s;
     } else {
         e->st.requests_rejected++;
     }
@@ -265,6 +265,8 @@ static kv_status read_next(kv_engine *e, kv_source *src, kv_err *err)
         e->src_done = true;
         return KV_OK;
     }
+    if (st == KV_AGAIN)
+        return KV_OK; /* asked again at the next loop of kv_engine_advance */
     if (st != KV_OK)
         return st;
     if (e->next.n_prefix_hashes > e->next_hashes_cap) {
@@ -305,7 +307,7 @@ static kv_status intake(kv_engine *e, kv_source *src, kv_observer *obs, kv_err *
                    .n = n ? n : 1,
                    .state = R_WAITING};
         if (e->st.requests_in++ == 0)
-            e->first_arrival = q->t_arrival;
+            e->st.first_arrival_s = q->t_arrival;
         q->context = q->prompt;
         const char *why = NULL;
         if (q->prompt >= e->ec.max_model_len)
@@ -584,6 +586,7 @@ static kv_status report_step(kv_engine *e, kv_observer *obs, double t0, kv_step_
                              uint32_t batch, const kv_mem_breakdown *mem, kv_err *err)
 {
     kv_step_record rec = {.step = e->st.steps,
+                          .replica = e->ec.replica,
                           .t_start_s = t0,
                           .t_end_s = e->now,
                           .work = e->work,
@@ -772,7 +775,7 @@ static bool head_admissible(const kv_engine *e, uint32_t n_decode_seqs)
 static kv_status try_jump(kv_engine *e, kv_observer *obs, uint64_t *jumped, kv_err *err)
 {
     *jumped = 0;
-    if (!e->ec.fast_path || e->n_running == 0 || e->swapped.len > 0 ||
+    if (!e->ec.fast_path || e->n_running == 0 || e->swapped.len > 0 || e->now >= e->t_stop ||
         (e->have_next && arrival_s(e, &e->next) <= e->now))
         return KV_OK;
     /* An adaptive horizon (twice the last jump, since arrivals cut most jumps short) was
@@ -842,7 +845,8 @@ static kv_status try_jump(kv_engine *e, kv_observer *obs, uint64_t *jumped, kv_e
     uint64_t k = 0;
     taken = 0;
     kv_status st = KV_OK;
-    while (k < k_max && st == KV_OK && !(e->have_next && arrival_s(e, &e->next) <= e->now)) {
+    while (k < k_max && st == KV_OK && e->now < e->t_stop &&
+           !(e->have_next && arrival_s(e, &e->next) <= e->now)) {
         k++;
         memset(&e->work, 0, sizeof e->work);
         e->work.n_decode = n_seqs;
@@ -974,19 +978,24 @@ void kv_engine_destroy(kv_engine **ep)
     *ep = NULL;
 }
 
-kv_status kv_engine_run(kv_engine *e, kv_source src, kv_observer obs, bool check_every_step,
-                        kv_err *err)
+kv_status kv_engine_advance(kv_engine *e, kv_source src, kv_observer obs, double t_stop,
+                            bool check_every_step, kv_err *err)
 {
     e->check_jumps = check_every_step;
-    kv_status st = read_next(e, &src, err);
+    e->t_stop = t_stop;
+    kv_status st = KV_OK;
     while (st == KV_OK) {
+        if (!e->have_next && !e->src_done && (st = read_next(e, &src, err)) != KV_OK)
+            break;
         if (e->n_running == 0 && e->swapped.len == 0 && e->waiting.len == 0) {
             if (!e->have_next)
-                break;
+                break; /* idle: the source has ended or holds nothing yet */
             double t = arrival_s(e, &e->next);
             if (t > e->now)
                 e->now = t;
         }
+        if (e->now >= t_stop)
+            break;
         st = intake(e, &src, &obs, err);
         if (st != KV_OK || (e->n_running == 0 && e->swapped.len == 0 && e->waiting.len == 0))
             continue;
@@ -997,13 +1006,30 @@ kv_status kv_engine_run(kv_engine *e, kv_source src, kv_observer obs, bool check
         if (st != KV_OK || jumped > 0)
             continue;
         st = step(e, &obs, err);
-        if (st == KV_OK && check_every_step) {
-            kv_status cs = kv_alloc_check(e->a, err);
-            if (cs != KV_OK)
-                return cs;
-        }
+        if (st == KV_OK && check_every_step)
+            st = kv_alloc_check(e->a, err);
     }
     return st;
+}
+
+kv_status kv_engine_run(kv_engine *e, kv_source src, kv_observer obs, bool check_every_step,
+                        kv_err *err)
+{
+    kv_status st = kv_engine_advance(e, src, obs, INFINITY, check_every_step, err);
+    if (st == KV_OK && !kv_engine_finished(e))
+        return kv_errorf(err, KV_ERR_INPUT, "engine: the source said KV_AGAIN to kv_engine_run");
+    return st;
+}
+
+bool kv_engine_finished(const kv_engine *e)
+{
+    return e->src_done && !e->have_next && e->n_running == 0 && e->swapped.len == 0 &&
+           e->waiting.len == 0;
+}
+
+double kv_engine_now(const kv_engine *e)
+{
+    return e->now;
 }
 
 const kv_engine_stats *kv_engine_stats_of(const kv_engine *e)

@@ -55,6 +55,7 @@ typedef struct kv_engine_config {
     double rate_scale;        /* arrival times are divided by this (2 = twice the rate) */
     uint64_t max_requests;    /* stop reading the source after this many (0 = all) */
     bool fast_path;           /* jump over runs of pure decode steps (exact; see engine.c) */
+    uint32_t replica;         /* this engine's index behind a router (router.h); 0 alone */
 } kv_engine_config;
 
 void kv_engine_config_default(kv_engine_config *c);
@@ -77,6 +78,7 @@ typedef struct kv_req_record {
 /* One step, handed to the observer after the clock advanced. */
 typedef struct kv_step_record {
     uint64_t step;
+    uint32_t replica; /* kv_engine_config.replica */
     double t_start_s, t_end_s;
     kv_step_work work;
     kv_step_time time;
@@ -92,7 +94,8 @@ typedef struct kv_observer {
     kv_status (*on_step)(void *ctx, const kv_step_record *s, kv_err *err);
 } kv_observer;
 
-/* Requests in arrival order: KV_OK, KV_EOF, or an error with err set. */
+/* Requests in arrival order: KV_OK, KV_EOF, or an error with err set. A source fed while the
+ * engine runs (a router's queue) returns KV_AGAIN when it holds nothing yet. */
 typedef struct kv_source {
     void *ctx;
     kv_status (*next)(void *ctx, kv_request *out, kv_err *err);
@@ -106,7 +109,8 @@ typedef struct kv_engine_stats {
     uint64_t prompt_tokens, output_tokens, prefill_tokens_computed, cached_tokens;
     uint32_t peak_running_seqs;
     double batch_seqs_sum; /* sum over steps of sequences computed, for the mean batch */
-    double makespan_s;     /* first arrival to last finish */
+    double first_arrival_s; /* of the first request read */
+    double makespan_s;      /* first arrival to last finish */
 } kv_engine_stats;
 
 typedef struct kv_engine kv_engine;
@@ -121,6 +125,20 @@ void kv_engine_destroy(kv_engine **e);
  * With check_every_step the allocator's checker runs after every step (debug; slow). */
 kv_status kv_engine_run(kv_engine *e, kv_source src, kv_observer obs, bool check_every_step,
                         kv_err *err);
+
+/* Run steps while the clock is before t_stop (a step that starts before t_stop may end after
+ * it), or until the engine is idle and the source has nothing yet (KV_AGAIN) or has ended.
+ * Repeated calls with a growing t_stop and the same source and observer give exactly the
+ * outputs of one kv_engine_run: a router advances each replica to an arrival time, routes
+ * the request into that replica's queue, and goes on. */
+kv_status kv_engine_advance(kv_engine *e, kv_source src, kv_observer obs, double t_stop,
+                            bool check_every_step, kv_err *err);
+
+/* True when nothing is queued, running or swapped out and the source has ended. */
+bool kv_engine_finished(const kv_engine *e);
+
+/* The simulated clock, in seconds from the trace's origin. */
+double kv_engine_now(const kv_engine *e);
 
 const kv_engine_stats *kv_engine_stats_of(const kv_engine *e);
 const kv_alloc *kv_engine_alloc(const kv_engine *e);

@@ -24,8 +24,10 @@ struct kv_report {
     /* time-integrated memory (byte-seconds) */
     double mem_s[5], total_s;
     uint64_t pool_bytes;
-    double next_sample_s;
-    uint64_t swap_out_since, swap_in_since; /* traffic since the last timeline row */
+    struct sampler { /* one per replica */
+        double next_s;
+        uint64_t swap_out, swap_in; /* traffic since the replica's last timeline row */
+    } *samplers;
     uint64_t peak_used_bytes;
 };
 
@@ -191,39 +193,41 @@ static kv_status on_step(void *ctx, const kv_step_record *s, kv_err *err)
     uint64_t used = m->token_bytes + m->reserved_bytes + m->internal_frag_bytes;
     if (used > r->peak_used_bytes)
         r->peak_used_bytes = used;
-    r->swap_out_since += s->work.swap_out_bytes;
-    r->swap_in_since += s->work.swap_in_bytes;
-    if (r->o.timeline_interval_s > 0 && s->t_end_s < r->next_sample_s)
+    KV_ASSERT(s->replica < r->o.replicas);
+    struct sampler *sp = &r->samplers[s->replica];
+    sp->swap_out += s->work.swap_out_bytes;
+    sp->swap_in += s->work.swap_in_bytes;
+    if (r->o.timeline_interval_s > 0 && s->t_end_s < sp->next_s)
         return KV_OK;
     if (r->o.timeline_interval_s > 0)
-        r->next_sample_s =
-            (floor(s->t_end_s / r->o.timeline_interval_s) + 1) * r->o.timeline_interval_s;
+        sp->next_s = (floor(s->t_end_s / r->o.timeline_interval_s) + 1) * r->o.timeline_interval_s;
     fprintf(r->timeline,
-            "%.6f,%llu,%.6f,%u,%u,%u,%u,%llu,%u,%u,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n",
+            "%.6f,%llu,%.6f,%u,%u,%u,%u,%llu,%u,%u,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%u\n",
             s->t_end_s, (unsigned long long)s->step, dt * 1e3, s->running, s->waiting, s->swapped,
             s->batch_seqs, (unsigned long long)s->work.prefill_tokens, s->work.n_decode,
             s->preempted, (unsigned long long)m->token_bytes, (unsigned long long)m->reserved_bytes,
             (unsigned long long)m->internal_frag_bytes, (unsigned long long)m->external_frag_bytes,
             (unsigned long long)m->free_bytes, (unsigned long long)m->cached_free_bytes,
-            (unsigned long long)m->host_bytes, (unsigned long long)r->swap_out_since,
-            (unsigned long long)r->swap_in_since);
+            (unsigned long long)m->host_bytes, (unsigned long long)sp->swap_out,
+            (unsigned long long)sp->swap_in, s->replica);
     double ts = s->t_end_s * 1e6;
+    unsigned pid = 2 + s->replica;
     trace_event(r,
-                "{\"name\":\"KV memory (MiB)\",\"ph\":\"C\",\"pid\":2,\"ts\":%.3f,\"args\":{"
+                "{\"name\":\"KV memory (MiB)\",\"ph\":\"C\",\"pid\":%u,\"ts\":%.3f,\"args\":{"
                 "\"token\":%.1f,\"reserved\":%.1f,\"internal frag\":%.1f,\"external frag\":%.1f,"
                 "\"free\":%.1f}}",
-                ts, m->token_bytes / 1048576.0, m->reserved_bytes / 1048576.0,
+                pid, ts, m->token_bytes / 1048576.0, m->reserved_bytes / 1048576.0,
                 m->internal_frag_bytes / 1048576.0, m->external_frag_bytes / 1048576.0,
                 m->free_bytes / 1048576.0);
     trace_event(r,
-                "{\"name\":\"requests\",\"ph\":\"C\",\"pid\":2,\"ts\":%.3f,\"args\":{"
+                "{\"name\":\"requests\",\"ph\":\"C\",\"pid\":%u,\"ts\":%.3f,\"args\":{"
                 "\"running\":%u,\"waiting\":%u,\"swapped\":%u}}",
-                ts, s->running, s->waiting, s->swapped);
+                pid, ts, s->running, s->waiting, s->swapped);
     trace_event(r,
-                "{\"name\":\"swap (MiB since last sample)\",\"ph\":\"C\",\"pid\":2,\"ts\":%.3f,"
+                "{\"name\":\"swap (MiB since last sample)\",\"ph\":\"C\",\"pid\":%u,\"ts\":%.3f,"
                 "\"args\":{\"out\":%.1f,\"in\":%.1f}}",
-                ts, r->swap_out_since / 1048576.0, r->swap_in_since / 1048576.0);
-    r->swap_out_since = r->swap_in_since = 0;
+                pid, ts, sp->swap_out / 1048576.0, sp->swap_in / 1048576.0);
+    sp->swap_out = sp->swap_in = 0;
     if (ferror(r->timeline))
         return kv_errorf(err, KV_ERR_IO, "%s/timeline.csv: write failed", r->dir);
     return KV_OK;
@@ -241,10 +245,13 @@ kv_status kv_report_open(const kv_report_opts *o, kv_report **out, kv_err *err)
     if (r == NULL)
         return kv_errorf(err, KV_ERR_NOMEM, "report: out of memory");
     r->o = *o;
+    if (r->o.replicas == 0)
+        r->o.replicas = 1;
+    r->samplers = calloc(r->o.replicas, sizeof *r->samplers);
     snprintf(r->dir, sizeof r->dir, "%s", o->dir);
     r->trace_first = true;
-    if (kv_qhist_init(&r->ttft) || kv_qhist_init(&r->tpot) || kv_qhist_init(&r->e2e)) {
-        kv_report_close(&r, NULL, NULL, 0, NULL, NULL);
+    if (r->samplers == NULL || kv_qhist_init(&r->ttft) || kv_qhist_init(&r->tpot) || kv_qhist_init(&r->e2e)) {
+        kv_report_close(&r, NULL, NULL, NULL, 0, NULL, NULL);
         return kv_errorf(err, KV_ERR_NOMEM, "report: out of memory");
     }
     r->requests = open_in(r, "requests.csv", err);
@@ -252,7 +259,7 @@ kv_status kv_report_open(const kv_report_opts *o, kv_report **out, kv_err *err)
     if (r->timeline && o->perfetto)
         r->trace = open_in(r, "trace.json", err);
     if (!r->requests || !r->timeline || (o->perfetto && !r->trace)) {
-        kv_report_close(&r, NULL, NULL, 0, NULL, NULL);
+        kv_report_close(&r, NULL, NULL, NULL, 0, NULL, NULL);
         return KV_ERR_IO;
     }
     fputs("id,arrival_s,admit_s,first_token_s,finish_s,ttft_s,tpot_s,e2e_s,prompt_tokens,"
@@ -261,7 +268,7 @@ kv_status kv_report_open(const kv_report_opts *o, kv_report **out, kv_err *err)
           r->requests);
     fputs("t_s,step,step_ms,running,waiting,swapped,batch_seqs,prefill_tokens,decode_seqs,"
           "preempted,token_bytes,reserved_bytes,internal_frag_bytes,external_frag_bytes,"
-          "free_bytes,cached_free_bytes,host_bytes,swap_out_bytes,swap_in_bytes\n",
+          "free_bytes,cached_free_bytes,host_bytes,swap_out_bytes,swap_in_bytes,replica\n",
           r->timeline);
     if (r->trace)
         fputs("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n", r->trace);
@@ -297,16 +304,14 @@ static json_t *quantiles(const kv_qhist *h)
     return o;
 }
 
-kv_status kv_report_close(kv_report **rp, const kv_engine *e, const char *meta_json, double wall_s,
-                          kv_summary *sum, kv_err *err)
+kv_status kv_report_close(kv_report **rp, const kv_engine_stats *es, const kv_alloc_stats *as,
+                          const char *meta_json, double wall_s, kv_summary *sum, kv_err *err)
 {
     kv_report *r = rp ? *rp : NULL;
     if (r == NULL)
         return KV_OK;
     kv_status st = KV_OK;
-    if (e != NULL) {
-        const kv_engine_stats *es = kv_engine_stats_of(e);
-        const kv_alloc_stats *as = kv_alloc_stats_of(kv_engine_alloc(e));
+    if (es != NULL) {
         double span = es->makespan_s > 0 ? es->makespan_s : 1e-9;
         kv_summary s = {.done = es->requests_done,
                         .rejected = es->requests_rejected,
@@ -421,6 +426,7 @@ kv_status kv_report_close(kv_report **rp, const kv_engine *e, const char *meta_j
     kv_qhist_fini(&r->ttft);
     kv_qhist_fini(&r->tpot);
     kv_qhist_fini(&r->e2e);
+    free(r->samplers);
     free(r);
     *rp = NULL;
     return st;

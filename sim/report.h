@@ -2,7 +2,8 @@
  *
  *   config.json    the resolved configuration (written by the caller, see cli_replay.c)
  *   requests.csv   one row per request as it finishes or is rejected
- *   timeline.csv   the state every timeline_interval_s of simulated time (every step if 0)
+ *   timeline.csv   the state every timeline_interval_s of simulated time (every step if 0),
+ *                  per replica behind a router (rows of one replica in time order)
  *   summary.json   throughput, goodput under the SLO, TTFT/TPOT/E2E quantiles with 95%
  *                  confidence intervals, time-averaged memory shares, preemptions, swaps,
  *                  rejections, batch sizes, and (unless no_wall_time) simulator wall time
@@ -26,6 +27,7 @@ typedef struct kv_report_opts {
     double slo_ttft_s, slo_tpot_s;
     bool perfetto;
     bool no_wall_time;
+    uint32_t replicas; /* engines feeding this report (a router's); 0 or 1 = one */
 } kv_report_opts;
 
 typedef struct kv_report kv_report;
@@ -47,10 +49,11 @@ typedef struct kv_summary {
     uint64_t requests_in, steps, steps_jumped;
 } kv_summary;
 
-/* Write summary.json and close every file. meta (may be NULL) is a JSON object of labels
- * (trace, strategy, model, gpu) copied into the summary. Fills *sum when not NULL. Accepts NULL
- * report. */
-kv_status kv_report_close(kv_report **r, const kv_engine *e, const char *meta_json, double wall_s,
-                          kv_summary *sum, kv_err *err);
+/* Write summary.json (when es is not NULL: the engine's statistics, or the sum over a
+ * router's replicas, with as the allocator's) and close every file. meta (may be NULL) is a
+ * JSON object of labels (trace, strategy, model, gpu, router) copied into the summary. Fills
+ * *sum when not NULL. Accepts NULL report. */
+kv_status kv_report_close(kv_report **r, const kv_engine_stats *es, const kv_alloc_stats *as,
+                          const char *meta_json, double wall_s, kv_summary *sum, kv_err *err);
 
 #endif

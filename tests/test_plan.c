@@ -56,11 +56,46 @@ static void test_bisection_reports_both_ends(void **state)
     assert_non_null(strstr(e.msg, "replay failed"));
 }
 
+static kv_status at_least(void *ctx, double n, bool *ok, kv_err *err)
+{
+    (void)err;
+    threshold *t = ctx;
+    t->calls++;
+    *ok = n >= t->limit;
+    return KV_OK;
+}
+
+static void test_fewest_finds_every_answer_up_to_the_maximum(void **state)
+{
+    (void)state;
+    for (unsigned answer = 1; answer <= 100; answer++) {
+        threshold t = {answer, 0};
+        kv_fewest_result r;
+        assert_int_equal(kv_plan_fewest(100, at_least, &t, &r, NULL), KV_OK);
+        assert_true(r.found);
+        assert_int_equal(r.best, answer);
+        assert_int_equal(r.evaluations, t.calls);
+        unsigned lg = 0;
+        while ((1u << (lg + 1)) <= answer)
+            lg++;
+        assert_true(r.evaluations <= 2 * (int)lg + 2);
+    }
+    threshold t = {101, 0};
+    kv_fewest_result r;
+    assert_int_equal(kv_plan_fewest(100, at_least, &t, &r, NULL), KV_OK);
+    assert_false(r.found);
+    assert_int_equal(r.best, 0);
+    assert_int_equal(t.calls, 8); /* 1 2 4 8 16 32 64 100 */
+    kv_err e = {{0}};
+    assert_int_equal(kv_plan_fewest(100, broken, NULL, &r, &e), KV_ERR_INPUT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bisection_finds_a_known_threshold_within_tolerance),
         cmocka_unit_test(test_bisection_reports_both_ends),
+        cmocka_unit_test(test_fewest_finds_every_answer_up_to_the_maximum),
     };
     return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@ const char *kv_status_str(kv_status s)
     case KV_ERR_IO: return "i/o error";
     case KV_ERR_NOMEM: return "out of host memory";
     case KV_EOF: return "end of input";
+    case KV_AGAIN: return "nothing yet";
     }
     return "unknown status";
 }

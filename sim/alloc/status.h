@@ -26,6 +26,7 @@ typedef enum kv_status {
     KV_ERR_IO,    /* a file could not be opened, read or written */
     KV_ERR_NOMEM, /* host memory allocation failed at create time */
     KV_EOF,       /* expected: a reader reached the end of its input */
+    KV_AGAIN,     /* expected: a source has nothing yet; more may come (a router's queue) */
 } kv_status;
 
 enum { KV_ERR_MSG_BYTES = 512 };
