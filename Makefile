@@ -38,7 +38,7 @@ LIBALLOC  := $(BUILD)/libkvalloc.a
 LIBKV     := $(BUILD)/libkvsim.a
 KVSIM     := $(BUILD)/kvsim
 
-.PHONY: all run plots mpi test check bench gpu gpu-test gpu-build-check deps clean format fuzz gate baseline
+.PHONY: all run plots mpi test check bench gpu gpu-test gpu-bench gpu-build-check deps clean format fuzz gate baseline
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -182,17 +182,38 @@ bench: deps
 GPU_SRC := $(wildcard gpu/*.cu)
 HAVE_NVCC := $(shell command -v $(NVCC) 2>/dev/null)
 
+NVCC_FLAGS := -arch=sm_90 -O2 -std=c++17 -Werror all-warnings -Xcompiler -Wall,-Wextra
+GPU_OBJ := $(GPU_SRC:%.cu=$(BUILD)/%.o)
+KVGPU   := $(BUILD)/kvgpu
+
 gpu:
 ifeq ($(HAVE_NVCC),)
 	@echo "gpu: skipped: nvcc not found (the CUDA parts need the CUDA Toolkit)"
-else ifeq ($(GPU_SRC),)
-	@echo "gpu: nvcc found, but gpu/ has no CUDA sources yet (the kvgpu issue)"
 else
-	@echo "gpu: building $(GPU_SRC)"
+	@$(MAKE) --no-print-directory $(KVGPU)
 endif
 
+$(BUILD)/gpu/%.o: gpu/%.cu $(wildcard gpu/*.h sim/alloc/*.h)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) $(KV_CPPFLAGS) -Igpu $(CPPFLAGS) -c $< -o $@
+
+$(KVGPU): $(GPU_OBJ) $(LIBALLOC)
+	$(NVCC) $(NVCC_FLAGS) -o $@ $(GPU_OBJ) $(LIBALLOC) $(LDFLAGS) -lcuda
+
+# On a machine with a GPU: every kernel and swap path against CPU float64 references.
+HAVE_GPU := $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+
 gpu-test: gpu
-	@echo "gpu-test: no GPU tests yet (the kvgpu issue)"
+ifeq ($(HAVE_NVCC),)
+	@echo "gpu-test: skipped: nvcc not found"
+else ifeq ($(HAVE_GPU),0)
+	@echo "gpu-test: skipped: no GPU on this machine (kvgpu built; run make gpu-test where nvidia-smi lists one)"
+else
+	./$(KVGPU) test
+endif
+
+gpu-bench: gpu
+	./$(KVGPU) bench -o results/gpu/h100
 
 # `make test` compiles gpu/ where nvcc exists, so a broken CUDA build is caught without a GPU.
 gpu-build-check:

@@ -48,7 +48,11 @@ kv_status
 kv_errorf(kv_err *err, kv_status code, const char *fmt, ...);
 
 /* Print "file:line: assertion failed: expr" to stderr and abort. Never returns. */
+#ifdef __cplusplus
+[[noreturn]] void kv_assert_fail(const char *expr, const char *file, int line); /* kvgpu (C++) */
+#else
 _Noreturn void kv_assert_fail(const char *expr, const char *file, int line);
+#endif
 
 #define KV_ASSERT(expr) ((expr) ? (void)0 : kv_assert_fail(#expr, __FILE__, __LINE__))
 

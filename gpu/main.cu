@@ -1,0 +1,32 @@
+/* main.cu — kvgpu: the allocator's decisions realized on a CUDA GPU.
+ *
+ *   kvgpu test    kernels and swaps against CPU float64 references (make gpu-test)
+ *   kvgpu bench   bandwidths and costs against the measured limits of DESIGN.md §4
+ */
+#include <stdio.h>
+#include <string.h>
+
+int kvgpu_check_main(int argc, char **argv);
+int kvgpu_bench_main(int argc, char **argv);
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kvgpu test | bench [-o DIR]\n"
+               "  test    every kernel and swap path against a CPU float64 reference\n"
+               "  bench   decode attention, append, swap and VMM figures (DESIGN.md §4 limits)\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "test") == 0)
+        return kvgpu_check_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "bench") == 0)
+        return kvgpu_bench_main(argc - 1, argv + 1);
+    fprintf(stderr, "kvgpu: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
