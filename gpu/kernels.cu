@@ -221,10 +221,13 @@ kv_status kvg_append(const kvg_format *f, uint32_t n_tensors, const kvg_seqdesc 
 
 /* ------------------------------------------------------------------------- attention --- */
 
-/* Block (query, KV head, split): 8 half-warps take the split's tokens in turn, each lane 8 of
- * the head's 128 dimensions; G query heads share each K/V read (grouped-query attention).
- * Softmax online in base 2; the half-warps' states merge in shared memory into one partial
- * (max, sum, accumulator) per query head and split, merged over splits by combine_kernel. */
+/* Block (query, KV head, split of SPLIT_TOKENS tokens); 8 half-warps, each lane 8 of the
+ * head's 128 dimensions, so every K or V row is one coalesced 256-byte read (bf16). G query
+ * heads share each read (grouped-query attention). Two passes over the split: scores (K rows,
+ * a 16-lane reduction per head) into shared memory; then the split's max, the weights and
+ * their sum; then the weighted V rows. Each pass takes two tokens per half-warp at a time, so
+ * loads overlap. The split's (max, sum, accumulator) per query head go to combine_kernel,
+ * which merges the splits (flash-decoding). Softmax in base 2. */
 template <int G, int DT>
 __global__ void __launch_bounds__(WARPS * 32)
     attention_kernel(fmt_dev f, uint32_t layer, const kvg_seqdesc *descs, const uint32_t *qseq,
@@ -238,8 +241,22 @@ __global__ void __launch_bounds__(WARPS * 32)
     const uint32_t n = qpos[qi] + 1;
     const uint32_t t0 = split * SPLIT_TOKENS, t1 = min(n, t0 + SPLIT_TOKENS);
     const float qscale = 1.4426950408889634f / sqrtf((float)HEAD_DIM); /* log2(e) / sqrt(D) */
+    if (t0 >= n) { /* a split past this query's context (prefill queries share the grid) */
+        for (uint32_t x = threadIdx.x; x < G * HEAD_DIM; x += blockDim.x) {
+            uint64_t slot = ((uint64_t)qi * n_q_heads + h * G + x / HEAD_DIM) * splits + split;
+            part_acc[slot * HEAD_DIM + x % HEAD_DIM] = 0;
+            if (x % HEAD_DIM == 0) {
+                part_m[slot] = -INFINITY;
+                part_l[slot] = 0;
+            }
+        }
+        return;
+    }
+    __shared__ float sp[G][SPLIT_TOKENS]; /* scores, then weights; -inf where no token */
+    __shared__ float sm[G], sl[G];
+    __shared__ float sacc[2 * WARPS][G][HEAD_DIM];
 
-    float qv[G][ELEMS], acc[G][ELEMS], m[G], l[G];
+    float qv[G][ELEMS];
 #pragma unroll
     for (int g = 0; g < G; g++) {
         const uint16_t *qp = q + ((uint64_t)qi * n_q_heads + h * G + g) * HEAD_DIM + lane * ELEMS;
@@ -251,77 +268,108 @@ __global__ void __launch_bounds__(WARPS * 32)
             qv[g][2 * i] = x.x * qscale;
             qv[g][2 * i + 1] = x.y * qscale;
         }
-        m[g] = -INFINITY;
-        l[g] = 0;
+    }
+    const uint32_t e = h * HEAD_DIM + lane * ELEMS;
+    /* pass 1: scores. Both halves of a warp run the same trips (shuffles see all lanes). */
+    for (uint32_t base = t0 + (hw & ~1u); base < t0 + SPLIT_TOKENS; base += 4 * WARPS) {
+        uint32_t ta = base + (hw & 1u), tb = ta + 2 * WARPS;
+        uint64_t ra = ta < t1 ? row_of(d, ta, 2 * layer) : 0;
+        uint64_t rb = tb < t1 ? row_of(d, tb, 2 * layer) : 0;
+        float ka[ELEMS], kb[ELEMS];
+#pragma unroll
+        for (int i = 0; i < ELEMS; i++)
+            ka[i] = kb[i] = 0;
+        if (ra)
+            load8<DT>(f, (const unsigned char *)ra, e, ka);
+        if (rb)
+            load8<DT>(f, (const unsigned char *)rb, e, kb);
+#pragma unroll
+        for (int g = 0; g < G; g++) {
+            float xa = 0, xb = 0;
+#pragma unroll
+            for (int i = 0; i < ELEMS; i++) {
+                xa = fmaf(qv[g][i], ka[i], xa);
+                xb = fmaf(qv[g][i], kb[i], xb);
+            }
+#pragma unroll
+            for (int off = LANES / 2; off > 0; off >>= 1) {
+                xa += __shfl_xor_sync(0xffffffffu, xa, off);
+                xb += __shfl_xor_sync(0xffffffffu, xb, off);
+            }
+            if (lane == 0) {
+                if (ta < t0 + SPLIT_TOKENS)
+                    sp[g][ta - t0] = ra ? xa : -INFINITY;
+                if (tb < t0 + SPLIT_TOKENS)
+                    sp[g][tb - t0] = rb ? xb : -INFINITY;
+            }
+        }
+    }
+    __syncthreads();
+    /* the split's max and the weights: one warp per query head */
+    const uint32_t warp = threadIdx.x / 32, wl = threadIdx.x % 32;
+    for (uint32_t g = warp; g < G; g += WARPS) {
+        float m = -INFINITY;
+        for (uint32_t i = wl; i < SPLIT_TOKENS; i += 32)
+            m = fmaxf(m, sp[g][i]);
+        for (int off = 16; off > 0; off >>= 1)
+            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+        float l = 0;
+        for (uint32_t i = wl; i < SPLIT_TOKENS; i += 32) {
+            float p = m == -INFINITY ? 0.0f : exp2f(sp[g][i] - m);
+            sp[g][i] = p;
+            l += p;
+        }
+        for (int off = 16; off > 0; off >>= 1)
+            l += __shfl_xor_sync(0xffffffffu, l, off);
+        if (wl == 0) {
+            sm[g] = m;
+            sl[g] = l;
+        }
+    }
+    __syncthreads();
+    /* pass 2: the weighted V rows */
+    float acc[G][ELEMS];
+#pragma unroll
+    for (int g = 0; g < G; g++)
 #pragma unroll
         for (int i = 0; i < ELEMS; i++)
             acc[g][i] = 0;
-    }
-    const uint32_t e = h * HEAD_DIM + lane * ELEMS;
-    /* both halves of a warp run the same trips, so the shuffles always see all 32 lanes */
-    for (uint32_t base = t0 + (hw & ~1u); base < t1; base += 2 * WARPS) {
-        uint32_t t = base + (hw & 1u);
-        uint64_t rk = t < t1 ? row_of(d, t, 2 * layer) : 0;
-        bool on = rk != 0; /* past the split, or an evicted block */
-        float k[ELEMS], v[ELEMS];
-        if (on) {
-            load8<DT>(f, (const unsigned char *)rk, e, k);
-            load8<DT>(f, (const unsigned char *)(rk + d.tensor_stride), e, v);
-        } else {
+    for (uint32_t ta = t0 + hw; ta < t1; ta += 4 * WARPS) {
+        uint32_t tb = ta + 2 * WARPS;
+        uint64_t ra = row_of(d, ta, 2 * layer + 1);
+        uint64_t rb = tb < t1 ? row_of(d, tb, 2 * layer + 1) : 0;
+        float va[ELEMS], vb[ELEMS];
 #pragma unroll
-            for (int i = 0; i < ELEMS; i++)
-                k[i] = v[i] = 0;
-        }
+        for (int i = 0; i < ELEMS; i++)
+            va[i] = vb[i] = 0;
+        if (ra)
+            load8<DT>(f, (const unsigned char *)ra, e, va);
+        if (rb)
+            load8<DT>(f, (const unsigned char *)rb, e, vb);
 #pragma unroll
         for (int g = 0; g < G; g++) {
-            float s = 0;
+            float pa = ra ? sp[g][ta - t0] : 0.0f, pb = rb ? sp[g][tb - t0] : 0.0f;
 #pragma unroll
             for (int i = 0; i < ELEMS; i++)
-                s = fmaf(qv[g][i], k[i], s);
-#pragma unroll
-            for (int off = LANES / 2; off > 0; off >>= 1)
-                s += __shfl_xor_sync(0xffffffffu, s, off);
-            if (!on)
-                continue;
-            float mn = fmaxf(m[g], s);
-            float c = exp2f(m[g] - mn), p = exp2f(s - mn);
-            l[g] = l[g] * c + p;
-#pragma unroll
-            for (int i = 0; i < ELEMS; i++)
-                acc[g][i] = fmaf(acc[g][i], c, p * v[i]);
-            m[g] = mn;
+                acc[g][i] = fmaf(pb, vb[i], fmaf(pa, va[i], acc[g][i]));
         }
     }
-    /* merge the 8 half-warps */
-    __shared__ float sm[2 * WARPS][G], sl[2 * WARPS][G], sacc[2 * WARPS][G][HEAD_DIM];
 #pragma unroll
-    for (int g = 0; g < G; g++) {
-        if (lane == 0) {
-            sm[hw][g] = m[g];
-            sl[hw][g] = l[g];
-        }
+    for (int g = 0; g < G; g++)
 #pragma unroll
         for (int i = 0; i < ELEMS; i++)
             sacc[hw][g][lane * ELEMS + i] = acc[g][i];
-    }
     __syncthreads();
     for (uint32_t x = threadIdx.x; x < G * HEAD_DIM; x += blockDim.x) {
         uint32_t g = x / HEAD_DIM, dim = x % HEAD_DIM;
-        float M = -INFINITY;
+        float A = 0;
         for (int w = 0; w < 2 * WARPS; w++)
-            M = fmaxf(M, sm[w][g]);
-        float L = 0, A = 0;
-        if (M != -INFINITY)
-            for (int w = 0; w < 2 * WARPS; w++) {
-                float c = exp2f(sm[w][g] - M);
-                L += sl[w][g] * c;
-                A += sacc[w][g][dim] * c;
-            }
+            A += sacc[w][g][dim];
         uint64_t slot = ((uint64_t)qi * n_q_heads + h * G + g) * splits + split;
         part_acc[slot * HEAD_DIM + dim] = A;
         if (dim == 0) {
-            part_m[slot] = M;
-            part_l[slot] = L;
+            part_m[slot] = sm[g];
+            part_l[slot] = sl[g];
         }
     }
 }
