@@ -10,6 +10,7 @@
 # Honours CC, CPPFLAGS, CFLAGS, LDFLAGS (e.g. CPPFLAGS=-I$P/usr/include for a private prefix).
 
 CC      ?= cc
+comma   := ,
 NVCC    ?= nvcc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
@@ -184,6 +185,8 @@ HAVE_NVCC := $(shell command -v $(NVCC) 2>/dev/null)
 
 NVCC_FLAGS := -arch=sm_90 -O2 -std=c++17 -Werror all-warnings -Xcompiler -Wall,-Wextra
 GPU_OBJ := $(GPU_SRC:%.cu=$(BUILD)/%.o)
+# nvcc takes -L itself and the rest (-Wl,...) through -Xlinker
+NVCC_LDFLAGS := $(foreach f,$(LDFLAGS),$(if $(filter -L%,$(f)),$(f),$(if $(filter -Wl$(comma)%,$(f)),-Xlinker $(subst -Wl$(comma),,$(f)),-Xcompiler $(f))))
 KVGPU   := $(BUILD)/kvgpu
 
 gpu:
@@ -193,12 +196,12 @@ else
 	@$(MAKE) --no-print-directory $(KVGPU)
 endif
 
-$(BUILD)/gpu/%.o: gpu/%.cu $(wildcard gpu/*.h sim/alloc/*.h)
+$(BUILD)/gpu/%.o: gpu/%.cu $(wildcard gpu/*.h sim/*.h sim/alloc/*.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) $(KV_CPPFLAGS) -Igpu $(CPPFLAGS) -c $< -o $@
 
-$(KVGPU): $(GPU_OBJ) $(LIBALLOC)
-	$(NVCC) $(NVCC_FLAGS) -o $@ $(GPU_OBJ) $(LIBALLOC) $(LDFLAGS) -lcuda
+$(KVGPU): $(GPU_OBJ) $(LIBKV) $(LIBALLOC)
+	$(NVCC) $(NVCC_FLAGS) -o $@ $(GPU_OBJ) $(LIBKV) $(LIBALLOC) $(NVCC_LDFLAGS) $(KV_LDLIBS) -lcuda
 
 # On a machine with a GPU: every kernel and swap path against CPU float64 references.
 HAVE_GPU := $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
@@ -210,6 +213,8 @@ else ifeq ($(HAVE_GPU),0)
 	@echo "gpu-test: skipped: no GPU on this machine (kvgpu built; run make gpu-test where nvidia-smi lists one)"
 else
 	./$(KVGPU) test
+	@$(MAKE) --no-print-directory all
+	gpu/replay-check.sh $(BUILD)/gpu-replay
 endif
 
 gpu-bench: gpu

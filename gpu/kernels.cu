@@ -640,3 +640,36 @@ kv_status kvg_fill_random(const kvg_format *f, const kvg_seqdesc *d, uint32_t n_
     LAUNCH_CHECK("random_kernel");
     return KV_OK;
 }
+
+kv_status kvg_copy_rows(const kvg_seqdesc *from, const kvg_seqdesc *to, uint32_t n_tensors,
+                        uint64_t row_bytes, kv_err *err)
+{
+    if (from->n_tokens == 0)
+        return KV_OK;
+    if (row_bytes % 16 != 0)
+        return kv_errorf(err, KV_ERR_INPUT, "kvgpu: rows of %llu bytes (need 16-byte rows)",
+                         (unsigned long long)row_bytes);
+    rows_kernel<<<dim3(from->n_tokens, n_tensors), 128>>>(*from, *to, row_bytes);
+    LAUNCH_CHECK("rows_kernel (copy)");
+    return KV_OK;
+}
+
+__global__ void bf16_random_kernel(uint16_t *p, size_t n, uint32_t seed)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t h = (uint32_t)i * 0x9e3779b1u ^ seed;
+        h ^= h >> 15;
+        h *= 0x2c1b3c6du;
+        h ^= h >> 12;
+        __nv_bfloat16 v = __float2bfloat16(((h & 0xffff) / 32768.0f - 1.0f) * 2.0f);
+        p[i] = *(uint16_t *)&v;
+    }
+}
+
+kv_status kvg_fill_bf16(uint16_t *p, size_t n, uint32_t seed, kv_err *err)
+{
+    bf16_random_kernel<<<1024, 256>>>(p, n, seed);
+    LAUNCH_CHECK("bf16_random_kernel");
+    return KV_OK;
+}

@@ -127,6 +127,13 @@ kv_status kvg_attention(const kvg_format *f, uint32_t n_q_heads, uint32_t layer,
                         uint32_t n_queries, uint32_t max_context, const uint16_t *q, float *out,
                         void *work, kv_err *err);
 
+/* Copy every row of from (its n_tokens) to the same rows of to: fork copies, extent moves. */
+kv_status kvg_copy_rows(const kvg_seqdesc *from, const kvg_seqdesc *to, uint32_t n_tensors,
+                        uint64_t row_bytes, kv_err *err);
+
+/* n random bf16 values (never zero as a whole), from a hash of the index and seed. */
+kv_status kvg_fill_bf16(uint16_t *p, size_t n, uint32_t seed, kv_err *err);
+
 /* ----------------------------------------------------------------------------- swaps --- */
 
 typedef enum kvg_swap_mode {

@@ -2,18 +2,23 @@
  *
  *   kvgpu test    kernels and swaps against CPU float64 references (make gpu-test)
  *   kvgpu bench   bandwidths and costs against the measured limits of DESIGN.md §4
+ *   kvgpu replay  kvsim replay with every allocator decision and step run on the GPU
  */
 #include <stdio.h>
 #include <string.h>
 
 int kvgpu_check_main(int argc, char **argv);
 int kvgpu_bench_main(int argc, char **argv);
+int kvgpu_replay_main(int argc, char **argv);
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: kvgpu test | bench [-o DIR]\n"
+    fprintf(f, "usage: kvgpu test | bench [-o DIR] | replay TRACE --strategy S [kvsim replay\n"
+               "       options] [--attn-layers K (1)] [--q-per-kv G (4)] -o DIR\n"
                "  test    every kernel and swap path against a CPU float64 reference\n"
-               "  bench   decode attention, append, swap and VMM figures (DESIGN.md §4 limits)\n");
+               "  bench   decode attention, append, swap and VMM figures (DESIGN.md §4 limits)\n"
+               "  replay  kvsim's engine, every decision realized on the GPU; kvsim's outputs\n"
+               "          plus gpu_steps.csv and gpu_summary.json; --decision-log FILE\n");
 }
 
 int main(int argc, char **argv)
@@ -24,6 +29,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "test") == 0)
         return kvgpu_check_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "replay") == 0)
+        return kvgpu_replay_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0)
         return kvgpu_bench_main(argc - 1, argv + 1);
     fprintf(stderr, "kvgpu: unknown command '%s'\n", argv[1]);

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "cli_plot.h"
 #include "costmodel.h"
+#include "decisions.h"
 #include "engine.h"
 #include "gen.h"
 #include "preset.h"
@@ -24,7 +25,7 @@
 /* ------------------------------------------------------------------------------------------ */
 
 typedef struct run_opts {
-    const char *trace, *out, *model, *gpu, *calib;
+    const char *trace, *out, *model, *gpu, *calib, *decision_log;
     uint64_t seed, tp, limit;
     double gpu_mem_util, swap_space_gib;
     kv_engine_config ec;
@@ -58,6 +59,8 @@ static void usage_common(FILE *f)
             "    --slo-ttft S (2)  --slo-tpot S (0.1)  --timeline-interval S (1; 0 = every step)\n"
             "    --perfetto  --no-wall-time  --check (allocator checker every step)\n"
             "    --no-fast-path (step every iteration; same outputs, slower)\n"
+            "    --decision-log FILE (every allocator operation, its result and placement;\n"
+            "      steps one by one, as kvgpu does)\n"
             "  allocator knobs:\n"
             "    contiguous: --reserve max|pow2|oracle|grow  --fit first-fit|best-fit|buddy\n"
             "    chunk-pool: --chunk-mib X (2)  --layout per-layer|fused\n"
@@ -128,6 +131,8 @@ static int parse(const char *cmd, int argc, char **argv, run_opts *o, bool *stra
             ok = VAL() && (o->gpu = v);
         else if (strcmp(a, "--calib") == 0)
             ok = VAL() && (o->calib = v);
+        else if (strcmp(a, "--decision-log") == 0)
+            ok = VAL() && (o->decision_log = v);
         else if (strcmp(a, "--tp") == 0)
             ok = U64(1, 64, o->tp);
         else if (strcmp(a, "--gpu-mem-util") == 0)
@@ -401,8 +406,10 @@ static json_t *config_json(const run_opts *o, const kv_alloc_config *ac, const k
     return j;
 }
 
-/* One replay with opts o, label for messages; *sum gets the headline figures. */
-static int run_one(run_opts *o, const char *label, const char *dir, kv_summary *sum)
+/* One replay with opts o, label for messages; *sum gets the headline figures. hooks: kvgpu's,
+ * or NULL. */
+static int run_one(run_opts *o, const char *label, const char *dir, kv_summary *sum,
+                   const kv_replay_hooks *hooks)
 {
     kv_err err = {{0}};
     kv_model m;
@@ -447,14 +454,40 @@ static int run_one(run_opts *o, const char *label, const char *dir, kv_summary *
     }
     kv_engine *e = NULL;
     kv_router *router = NULL;
+    kv_executor ex = kv_costmodel_executor(&cm);
+    if (hooks) {
+        ex = hooks->wrap(hooks->ctx, ex);
+        o->ec.step_detail = true;
+    }
+    if (o->decision_log) /* the fast path appends many tokens at once: log them one by one */
+        o->ec.fast_path = false;
+    if ((hooks || o->decision_log) && o->routed) {
+        fprintf(stderr, "kvsim: --decision-log and kvgpu run one engine: leave out --replicas\n");
+        return KV_EXIT_USAGE;
+    }
     if (o->routed)
-        st = kv_router_create(&o->ec, &ac, kv_costmodel_executor(&cm), (uint32_t)o->replicas,
-                              o->router, &router, &err);
+        st = kv_router_create(&o->ec, &ac, ex, (uint32_t)o->replicas, o->router, &router, &err);
     else
-        st = kv_engine_create(&o->ec, &ac, kv_costmodel_executor(&cm), &e, &err);
+        st = kv_engine_create(&o->ec, &ac, ex, &e, &err);
     if (st != KV_OK) {
         fprintf(stderr, "kvsim: %s\n", err.msg);
         return KV_EXIT_USAGE;
+    }
+    kv_decision_log *dlog = NULL;
+    if (o->decision_log && (st = kv_decision_log_open(o->decision_log, &dlog, &err)) != KV_OK) {
+        fprintf(stderr, "kvsim: %s\n", err.msg);
+        kv_engine_destroy(&e);
+        return KV_EXIT_FAIL;
+    }
+    if (hooks) {
+        int rc = hooks->attach(hooks->ctx, e, dlog);
+        if (rc != KV_EXIT_OK) {
+            kv_decision_log_close(&dlog, NULL);
+            kv_engine_destroy(&e);
+            return rc;
+        }
+    } else if (dlog) {
+        kv_engine_set_listener(e, kv_decision_log_listener, dlog);
     }
     source src;
     st = source_open(o, &src, &err);
@@ -510,9 +543,15 @@ static int run_one(run_opts *o, const char *label, const char *dir, kv_summary *
     free(meta);
     if (st == KV_OK)
         st = cst;
+    cst = kv_decision_log_close(&dlog, &err);
+    if (st == KV_OK)
+        st = cst;
     source_close(&src);
+    int hrc = st == KV_OK && hooks ? hooks->finish(hooks->ctx, dir) : KV_EXIT_OK;
     kv_engine_destroy(&e);
     kv_router_destroy(&router);
+    if (hrc != KV_EXIT_OK)
+        return hrc;
     if (st != KV_OK) {
         fprintf(stderr, "kvsim: %s\n", err.msg[0] ? err.msg : kv_status_str(st));
         return st == KV_ERR_INPUT ? KV_EXIT_USAGE : KV_EXIT_FAIL;
@@ -542,17 +581,23 @@ int kv_cli_replay_line(const char *args, kv_summary *sum)
     bool strategy_set = false;
     int rc = KV_EXIT_USAGE;
     if (parse("replay", argc, argv, &o, &strategy_set) == 0 && o.trace && o.out && strategy_set)
-        rc = run_one(&o, kv_strategy_name(o.ac.strategy), o.out, sum);
+        rc = run_one(&o, kv_strategy_name(o.ac.strategy), o.out, sum, NULL);
     free(buf); /* o points into buf: used up by now */
     return rc;
 }
 
 int kv_cli_replay_main(int argc, char **argv)
 {
+    return kv_cli_replay_hooked(argc, argv, NULL);
+}
+
+int kv_cli_replay_hooked(int argc, char **argv, const kv_replay_hooks *hooks)
+{
+    const char *cmd = hooks ? hooks->cmd : "replay";
     run_opts o;
     opts_default(&o);
     bool strategy_set = false;
-    int rc = parse("replay", argc, argv, &o, &strategy_set);
+    int rc = parse(cmd, argc, argv, &o, &strategy_set);
     if (rc == 1) {
         usage_replay(stdout);
         return KV_EXIT_OK;
@@ -560,17 +605,17 @@ int kv_cli_replay_main(int argc, char **argv)
     if (rc < 0)
         return KV_EXIT_USAGE;
     if (o.trace == NULL || o.out == NULL || !strategy_set) {
-        fprintf(stderr, "kvsim replay: TRACE, --strategy and -o DIR are required\n");
+        fprintf(stderr, "kvsim %s: TRACE, --strategy and -o DIR are required\n", cmd);
         usage_replay(stderr);
         return KV_EXIT_USAGE;
     }
     kv_summary s;
-    rc = run_one(&o, kv_strategy_name(o.ac.strategy), o.out, &s);
+    rc = run_one(&o, kv_strategy_name(o.ac.strategy), o.out, &s, hooks);
     if (rc == KV_EXIT_OK)
         fprintf(stderr,
-                "kvsim replay: %s: %llu done, %llu rejected, %.1f output tokens/s, TTFT p50 %.3f "
+                "kvsim %s: %s: %llu done, %llu rejected, %.1f output tokens/s, TTFT p50 %.3f "
                 "s p99 %.3f s, %llu preemptions -> %s\n",
-                kv_strategy_name(o.ac.strategy), (unsigned long long)s.done,
+                cmd, kv_strategy_name(o.ac.strategy), (unsigned long long)s.done,
                 (unsigned long long)s.rejected, s.output_tok_per_s, s.ttft_p50, s.ttft_p99,
                 (unsigned long long)s.preemptions, o.out);
     return rc;
@@ -654,7 +699,7 @@ int kv_cli_compare_main(int argc, char **argv)
         c.ac.contiguous.reserve = cases[i].reserve;
         char dir[1200];
         snprintf(dir, sizeof dir, "%s/%s", o.out ? o.out : tmp, cases[i].label);
-        rc = run_one(&c, cases[i].label, dir, &sums[i]);
+        rc = run_one(&c, cases[i].label, dir, &sums[i], NULL);
         if (rc != KV_EXIT_OK)
             return rc;
     }

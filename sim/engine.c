@@ -82,6 +82,7 @@ struct kv_engine {
     int64_t *ev_reserved;
     uint32_t *ev_maps;
     kv_growth *growth; /* one per running sequence */
+    kv_step_seq *step_seqs; /* with step_detail */
     bool check_jumps;
     kv_engine_stats st;
 };
@@ -480,13 +481,21 @@ static void tally_work(kv_engine *e)
         e->work.n_prefill++;
         e->work.prefill_tokens += e->chunks[i].tokens;
         e->work.prefill_attn_tokens2 += c * ((double)q->computed + c / 2.0);
+        if (e->step_seqs)
+            e->step_seqs[e->work.n_seqs++] =
+                (kv_step_seq){q->seqs[0], q->computed, e->chunks[i].tokens};
     }
     for (uint32_t i = 0; i < e->n_decodes; i++) { /* context after this step's append */
         const req *q = &e->reqs[e->decodes[i]];
-        for (uint32_t k = 0; k < q->n_seqs; k++)
-            e->work.decode_context += kv_alloc_seq_tokens(e->a, q->seqs[k]);
+        for (uint32_t k = 0; k < q->n_seqs; k++) {
+            uint32_t tokens = kv_alloc_seq_tokens(e->a, q->seqs[k]);
+            e->work.decode_context += tokens;
+            if (e->step_seqs)
+                e->step_seqs[e->work.n_seqs++] = (kv_step_seq){q->seqs[k], tokens - 1, 1};
+        }
         e->work.n_decode += q->n_seqs;
     }
+    e->work.seqs = e->step_seqs;
 }
 
 /* Decodes of running requests, oldest first. */
@@ -934,6 +943,12 @@ kv_status kv_engine_create(const kv_engine_config *ec, const kv_alloc_config *ac
     e->ev_reserved = malloc((JUMP_MAX + 1) * sizeof *e->ev_reserved);
     e->ev_maps = malloc((JUMP_MAX + 1) * sizeof *e->ev_maps);
     e->growth = malloc(c.max_seqs * sizeof *e->growth);
+    if (ec->step_detail) {
+        e->ec.fast_path = false; /* the fast path prices steps without listing them */
+        e->step_seqs = malloc(c.max_seqs * sizeof *e->step_seqs);
+        if (e->step_seqs == NULL)
+            st = st == KV_OK ? kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory") : st;
+    }
     if (st == KV_OK && (!e->running || !e->decodes || !e->chunks || !e->ev_bytes ||
                         !e->ev_reserved || !e->ev_maps || !e->growth))
         st = kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
@@ -973,6 +988,7 @@ void kv_engine_destroy(kv_engine **ep)
     free(e->ev_reserved);
     free(e->ev_maps);
     free(e->growth);
+    free(e->step_seqs);
     free(e->next_hashes);
     free(e);
     *ep = NULL;
@@ -1030,6 +1046,11 @@ bool kv_engine_finished(const kv_engine *e)
 double kv_engine_now(const kv_engine *e)
 {
     return e->now;
+}
+
+void kv_engine_set_listener(kv_engine *e, kv_op_listener fn, void *ctx)
+{
+    kv_alloc_set_listener(e->a, fn, ctx);
 }
 
 const kv_engine_stats *kv_engine_stats_of(const kv_engine *e)

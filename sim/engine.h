@@ -56,6 +56,7 @@ typedef struct kv_engine_config {
     uint64_t max_requests;    /* stop reading the source after this many (0 = all) */
     bool fast_path;           /* jump over runs of pure decode steps (exact; see engine.c) */
     uint32_t replica;         /* this engine's index behind a router (router.h); 0 alone */
+    bool step_detail;         /* list the computing sequences in kv_step_work (no fast path) */
 } kv_engine_config;
 
 void kv_engine_config_default(kv_engine_config *c);
@@ -139,6 +140,9 @@ bool kv_engine_finished(const kv_engine *e);
 
 /* The simulated clock, in seconds from the trace's origin. */
 double kv_engine_now(const kv_engine *e);
+
+/* Observe the engine's allocator operations (alloc.h: kv_alloc_set_listener). */
+void kv_engine_set_listener(kv_engine *e, kv_op_listener fn, void *ctx);
 
 const kv_engine_stats *kv_engine_stats_of(const kv_engine *e);
 const kv_alloc *kv_engine_alloc(const kv_engine *e);

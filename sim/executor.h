@@ -10,6 +10,13 @@
 
 #include <stdint.h>
 
+/* A sequence computing in a step: tokens [first, first + n) get their KV written and attend
+ * to every token before them (a prefill chunk, or one decode token). */
+typedef struct kv_step_seq {
+    uint32_t seq; /* the allocator's sequence id */
+    uint32_t first, n;
+} kv_step_seq;
+
 /* One iteration's work. Context = tokens already in the KV cache before this step. */
 typedef struct kv_step_work {
     uint32_t n_prefill;          /* sequences with a prefill chunk this step */
@@ -21,6 +28,9 @@ typedef struct kv_step_work {
     uint64_t swap_in_bytes, swap_in_copies;
     uint64_t n_maps, n_unmaps; /* chunk-pool map / unmap calls */
     uint64_t copy_bytes;       /* device-to-device copies (moves, CoW, fork copies) */
+    /* with kv_engine_config.step_detail (kvgpu), the computing sequences; else NULL */
+    const kv_step_seq *seqs;
+    uint32_t n_seqs;
 } kv_step_work;
 
 typedef struct kv_step_time {

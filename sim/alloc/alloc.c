@@ -360,8 +360,8 @@ bool kv_alloc_too_large(const kv_alloc *a, const kv_admit_req *req)
     return false;
 }
 
-kv_status kv_alloc_admit(kv_alloc *a, const kv_admit_req *req, kv_seq_id *seq,
-                         uint32_t *cached_tokens)
+static kv_status admit_op(kv_alloc *a, const kv_admit_req *req, kv_seq_id *seq,
+                          uint32_t *cached_tokens)
 {
     *seq = KV_SEQ_NONE;
     if (cached_tokens)
@@ -393,7 +393,7 @@ kv_status kv_alloc_admit(kv_alloc *a, const kv_admit_req *req, kv_seq_id *seq,
     return KV_OK;
 }
 
-kv_status kv_alloc_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
+static kv_status append_op(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
 {
     if (!seq_in(a, s, KV_SEQ_RESIDENT) || n_tokens == 0 ||
         (uint64_t)a->seqs[s].tokens + n_tokens > a->cfg.max_seq_tokens)
@@ -411,8 +411,8 @@ kv_status kv_alloc_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
     return st;
 }
 
-kv_status kv_alloc_fork(kv_alloc *a, kv_seq_id parent, uint32_t child_final_tokens,
-                        kv_seq_id *child)
+static kv_status fork_op(kv_alloc *a, kv_seq_id parent, uint32_t child_final_tokens,
+                         kv_seq_id *child)
 {
     *child = KV_SEQ_NONE;
     if (!seq_in(a, parent, KV_SEQ_RESIDENT) || child_final_tokens < a->seqs[parent].tokens ||
@@ -440,7 +440,7 @@ kv_status kv_alloc_fork(kv_alloc *a, kv_seq_id parent, uint32_t child_final_toke
     return KV_OK;
 }
 
-kv_status kv_alloc_free(kv_alloc *a, kv_seq_id s)
+static kv_status free_op(kv_alloc *a, kv_seq_id s)
 {
     if (!seq_in(a, s, KV_SEQ_RESIDENT) && !seq_in(a, s, KV_SEQ_SWAPPED))
         return KV_INVALID;
@@ -460,7 +460,7 @@ kv_status kv_alloc_free(kv_alloc *a, kv_seq_id s)
     return KV_OK;
 }
 
-kv_status kv_alloc_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
+static kv_status swap_out_op(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
 {
     if (!seq_in(a, s, KV_SEQ_RESIDENT))
         return KV_INVALID;
@@ -488,7 +488,7 @@ kv_status kv_alloc_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
     return KV_OK;
 }
 
-kv_status kv_alloc_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
+static kv_status swap_in_op(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
 {
     if (!seq_in(a, s, KV_SEQ_SWAPPED))
         return KV_INVALID;
@@ -515,6 +515,88 @@ kv_status kv_alloc_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
     if (st_out)
         *st_out = sw;
     return KV_OK;
+}
+
+/* ------------------------------------------------------- the public operations, observed --- */
+
+const char *kv_op_name(kv_op op)
+{
+    static const char *const names[] = {"admit", "append", "fork", "free", "swap-out", "swap-in"};
+    return (unsigned)op <= KV_OP_SWAP_IN ? names[op] : "?";
+}
+
+void kv_alloc_set_listener(kv_alloc *a, kv_op_listener fn, void *ctx)
+{
+    a->listener = fn;
+    a->listener_ctx = ctx;
+}
+
+static void tell(kv_alloc *a, kv_op op, bool before, kv_seq_id seq, kv_seq_id parent,
+                 uint32_t tokens, kv_status st)
+{
+    kv_op_record r = {.op = op,
+                      .before = before,
+                      .seq = seq,
+                      .parent = parent,
+                      .tokens = tokens,
+                      .status = st};
+    a->listener(a->listener_ctx, a, &r);
+}
+
+kv_status kv_alloc_admit(kv_alloc *a, const kv_admit_req *req, kv_seq_id *seq,
+                         uint32_t *cached_tokens)
+{
+    kv_status st = admit_op(a, req, seq, cached_tokens);
+    if (a->listener)
+        tell(a, KV_OP_ADMIT, false, *seq, KV_SEQ_NONE, req->prompt_tokens, st);
+    return st;
+}
+
+kv_status kv_alloc_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
+{
+    if (a->listener)
+        tell(a, KV_OP_APPEND, true, s, KV_SEQ_NONE, n_tokens, KV_OK);
+    kv_status st = append_op(a, s, n_tokens);
+    if (a->listener)
+        tell(a, KV_OP_APPEND, false, s, KV_SEQ_NONE, n_tokens, st);
+    return st;
+}
+
+kv_status kv_alloc_fork(kv_alloc *a, kv_seq_id parent, uint32_t child_final_tokens,
+                        kv_seq_id *child)
+{
+    kv_status st = fork_op(a, parent, child_final_tokens, child);
+    if (a->listener)
+        tell(a, KV_OP_FORK, false, *child, parent, child_final_tokens, st);
+    return st;
+}
+
+kv_status kv_alloc_free(kv_alloc *a, kv_seq_id s)
+{
+    if (a->listener)
+        tell(a, KV_OP_FREE, true, s, KV_SEQ_NONE, 0, KV_OK);
+    kv_status st = free_op(a, s);
+    if (a->listener)
+        tell(a, KV_OP_FREE, false, s, KV_SEQ_NONE, 0, st);
+    return st;
+}
+
+kv_status kv_alloc_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
+{
+    if (a->listener)
+        tell(a, KV_OP_SWAP_OUT, true, s, KV_SEQ_NONE, 0, KV_OK);
+    kv_status st = swap_out_op(a, s, st_out);
+    if (a->listener)
+        tell(a, KV_OP_SWAP_OUT, false, s, KV_SEQ_NONE, 0, st);
+    return st;
+}
+
+kv_status kv_alloc_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
+{
+    kv_status st = swap_in_op(a, s, st_out);
+    if (a->listener)
+        tell(a, KV_OP_SWAP_IN, false, s, KV_SEQ_NONE, 0, st);
+    return st;
 }
 
 kv_status kv_alloc_placement(const kv_alloc *a, kv_seq_id s, kv_placement *out)

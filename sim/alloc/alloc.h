@@ -278,4 +278,35 @@ const kv_alloc_stats *kv_alloc_stats_of(const kv_alloc *a);
  * what broke in err. O(pool units + sequences): for tests and debug builds. */
 kv_status kv_alloc_check(const kv_alloc *a, kv_err *err);
 
+/* ------------------------------------------------------------------- decision events --- */
+
+/* Every admit, append, fork, free, swap-out and swap-in can be observed: the listener is called
+ * after the operation (before = false) with its status, and also just before an append, free
+ * or swap-out (before = true), while the sequence's old placement can still be read. This is
+ * how kvgpu realizes each decision on the device and how both tools write the decision log. */
+typedef enum kv_op {
+    KV_OP_ADMIT,
+    KV_OP_APPEND,
+    KV_OP_FORK,
+    KV_OP_FREE,
+    KV_OP_SWAP_OUT,
+    KV_OP_SWAP_IN
+} kv_op;
+
+typedef struct kv_op_record {
+    kv_op op;
+    bool before;
+    kv_seq_id seq;    /* the sequence (fork: the child; KV_SEQ_NONE when admit or fork failed) */
+    kv_seq_id parent; /* fork: the parent */
+    uint32_t tokens;  /* admit: prompt tokens; append: tokens added; fork: the child's final */
+    kv_status status; /* after: the operation's result */
+} kv_op_record;
+
+typedef void (*kv_op_listener)(void *ctx, const kv_alloc *a, const kv_op_record *r);
+
+/* One listener (NULL to remove). */
+void kv_alloc_set_listener(kv_alloc *a, kv_op_listener fn, void *ctx);
+
+const char *kv_op_name(kv_op op);
+
 #endif

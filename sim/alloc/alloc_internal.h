@@ -85,6 +85,8 @@ struct kv_alloc {
     uint64_t host_used_bytes;
     uint64_t metadata_bytes;
     kv_alloc_stats stats;
+    kv_op_listener listener; /* kv_alloc_set_listener */
+    void *listener_ctx;
     union {
         kv_contig contig;
         kv_chunkpool chunk;

@@ -1,0 +1,409 @@
+/* replay.cu — `kvgpu replay`: kvsim's engine and allocator, every decision realized on the GPU.
+ *
+ * The engine runs exactly as in `kvsim replay` (same options, same cost-model clock), so its
+ * decisions and output files are kvsim's; `--decision-log FILE` writes the same log, line for
+ * line. kvgpu listens to every allocator operation and does it on the device:
+ *   admit, swap-in   map chunks / upload the block table; swap-in copies the host tier back
+ *   append           map the new chunks; a paged copy-on-write copies the shared block; a
+ *                    contiguous extent that moved is copied to its new place
+ *   fork             a contiguous or chunk-pool child gets a copy of the parent's rows
+ *   swap-out         the rows go to pinned host memory (batched: gather + one copy), timed
+ *   free, swap-out   chunks unmapped
+ * and every step writes the KV of every computing token (all layers) and runs attention for
+ * every computing token over --attn-layers layers (default 1: a prefill chunk attends to its
+ * whole context, which costs as much as all its rows once per layer), with --q-per-kv query
+ * heads per KV head (4, Llama-3-8B's grouping).
+ * Measured, per step, in gpu_steps.csv: the device time of the step's KV writes and attention
+ * (CUDA events), swaps (bytes, time), device memory in use (cudaMemGetInfo) and mapped chunks.
+ */
+#include "kvgpu.h"
+#include "cuda_check.h"
+#include "gpu_util.h"
+
+extern "C" {
+#include "cli_replay.h"
+#include "decisions.h"
+#include "engine.h"
+#include "executor.h"
+}
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vector>
+
+enum { QUERY_BATCH = 512 };
+
+struct gpu_replay {
+    kv_executor cost;
+    kv_engine *e = nullptr;
+    const kv_alloc *a = nullptr;
+    kv_decision_log *log = nullptr;
+    kvg_pool *pool = nullptr;
+    kvg_swapper *swapper = nullptr;
+    kvg_format f;
+    uint32_t nt = 0, n_qh = 0, q_per_kv = 4, attn_layers = 1, max_tokens = 0;
+    std::vector<kvg_seqdesc> descs; /* by sequence id */
+    kvg_seqdesc *descs_d = nullptr;
+    /* before an append: the old placement, to see moves and copy-on-write */
+    kv_placement before;
+    std::vector<uint32_t> before_table;
+    /* host tier: a byte placer (a contiguous allocator of 256-byte units) over pinned memory */
+    kv_alloc *host_placer = nullptr;
+    void *host = nullptr;
+    std::vector<kv_seq_id> host_slot; /* by sequence id */
+    /* step buffers */
+    uint16_t *src = nullptr;
+    size_t src_tokens = 0;
+    uint16_t *q = nullptr;
+    float *out = nullptr;
+    void *work = nullptr;
+    uint32_t *qseq = nullptr, *qpos = nullptr;
+    cudaEvent_t e0, e1;
+    /* measured */
+    FILE *steps = nullptr;
+    char steps_path[1100];
+    uint64_t step = 0, swap_bytes = 0, n_swaps = 0;
+    double step_swap_s = 0;
+    uint64_t step_swap_bytes = 0;
+    double swap_s = 0;
+    kv_status st = KV_OK; /* the first device error; the run stops at the next step */
+    kv_err err = {{0}};
+    const char *out_dir = nullptr;
+};
+
+static gpu_replay R;
+
+static void fail(kv_status st)
+{
+    if (R.st == KV_OK)
+        R.st = st;
+}
+
+/* ------------------------------------------------------------------- the decisions --- */
+
+static void sync_seq(kv_seq_id s)
+{
+    if (R.st == KV_OK)
+        fail(kvg_pool_sync(R.pool, R.a, s, &R.descs[s], &R.err));
+}
+
+static void swap(kv_seq_id s, bool out)
+{
+    kv_placement pl;
+    kv_alloc_placement(R.a, s, &pl);
+    kvg_seqdesc h;
+    uint64_t bytes = kvg_host_desc(R.a, s, 0, &h);
+    if (out) {
+        kv_admit_req req = {(uint32_t)((bytes + 255) / 256), (uint32_t)((bytes + 255) / 256),
+                            NULL, 0};
+        if (kv_alloc_admit(R.host_placer, &req, &R.host_slot[s], NULL) != KV_OK) {
+            fail(kv_errorf(&R.err, KV_ERR_INPUT, "kvgpu: host tier full for %llu bytes",
+                           (unsigned long long)bytes));
+            return;
+        }
+    }
+    kv_placement hp;
+    kv_alloc_placement(R.host_placer, R.host_slot[s], &hp);
+    kvg_host_desc(R.a, s, (uint64_t)(uintptr_t)R.host + hp.offset_bytes, &h);
+    kvg_swap_result res;
+    fail(kvg_swap(R.swapper, KVG_SWAP_BATCHED, out, &R.descs[s],
+                  pl.kind == KV_PLACE_BLOCKS ? pl.block_table : NULL, &h, R.nt, R.f.row_bytes, &res,
+                  &R.err));
+    R.step_swap_s += res.seconds;
+    R.step_swap_bytes += res.bytes;
+    R.swap_s += res.seconds;
+    R.swap_bytes += res.bytes;
+    R.n_swaps++;
+    if (!out)
+        kv_alloc_free(R.host_placer, R.host_slot[s]);
+}
+
+static void on_op(void *ctx, const kv_alloc *a, const kv_op_record *r)
+{
+    (void)ctx;
+    if (R.log)
+        kv_decision_log_write(R.log, a, r);
+    if (R.st != KV_OK)
+        return;
+    if (r->before) {
+        if (r->op == KV_OP_SWAP_OUT) {
+            swap(r->seq, true);
+        } else if (r->op == KV_OP_APPEND) {
+            kv_alloc_placement(a, r->seq, &R.before);
+            if (R.before.kind == KV_PLACE_BLOCKS)
+                R.before_table.assign(R.before.block_table,
+                                      R.before.block_table + R.before.n_blocks);
+        }
+        return;
+    }
+    if (r->status != KV_OK)
+        return;
+    switch (r->op) {
+    case KV_OP_ADMIT: sync_seq(r->seq); break;
+    case KV_OP_SWAP_IN:
+        sync_seq(r->seq);
+        if (R.st == KV_OK)
+            swap(r->seq, false);
+        break;
+    case KV_OP_FREE:
+    case KV_OP_SWAP_OUT: fail(kvg_pool_release(R.pool, r->seq, &R.err)); break;
+    case KV_OP_FORK: {
+        sync_seq(r->seq);
+        kv_placement pl;
+        kv_alloc_placement(a, r->seq, &pl);
+        if (R.st == KV_OK && pl.kind != KV_PLACE_BLOCKS) { /* nothing shared: copy */
+            kvg_seqdesc from = R.descs[r->parent];
+            fail(kvg_copy_rows(&from, &R.descs[r->seq], R.nt, R.f.row_bytes, &R.err));
+        }
+        break;
+    }
+    case KV_OP_APPEND: {
+        kvg_seqdesc old = R.descs[r->seq];
+        sync_seq(r->seq);
+        kv_placement pl;
+        kv_alloc_placement(a, r->seq, &pl);
+        if (R.st != KV_OK)
+            break;
+        if (pl.kind == KV_PLACE_EXTENT && pl.offset_bytes != R.before.offset_bytes) {
+            old.n_tokens = R.before.n_tokens; /* the extent moved: its rows follow */
+            fail(kvg_copy_rows(&old, &R.descs[r->seq], R.nt, R.f.row_bytes, &R.err));
+        } else if (pl.kind == KV_PLACE_BLOCKS) {
+            for (uint32_t i = 0; i < R.before.n_blocks && i < pl.n_blocks; i++)
+                if (pl.block_table[i] != R.before_table[i] && R.before_table[i] != KV_BLOCK_NONE &&
+                    pl.block_table[i] != KV_BLOCK_NONE) { /* copy-on-write */
+                    uint64_t base = kvg_pool_arena(R.pool);
+                    cudaError_t ce = cudaMemcpyAsync(
+                        (void *)(base + (uint64_t)pl.block_table[i] * pl.block_bytes),
+                        (void *)(base + (uint64_t)R.before_table[i] * pl.block_bytes),
+                        pl.block_bytes, cudaMemcpyDeviceToDevice);
+                    if (ce != cudaSuccess)
+                        fail(kv_errorf(&R.err, KV_ERR_INPUT, "kvgpu: copy-on-write: %s",
+                                       cudaGetErrorString(ce)));
+                }
+        }
+        break;
+    }
+    }
+}
+
+/* ------------------------------------------------------------------------ the steps --- */
+
+static kv_status run_step(const kv_step_work *w, float *ms)
+{
+    kv_err *err = &R.err;
+    *ms = 0;
+    if (w->n_seqs == 0)
+        return KV_OK;
+    CUDA_TRY(cudaMemcpy(R.descs_d, R.descs.data(), R.descs.size() * sizeof(kvg_seqdesc),
+                        cudaMemcpyHostToDevice));
+    std::vector<uint32_t> sq, ps;
+    for (uint32_t i = 0; i < w->n_seqs; i++)
+        for (uint32_t k = 0; k < w->seqs[i].n; k++) {
+            sq.push_back(w->seqs[i].seq);
+            ps.push_back(w->seqs[i].first + k);
+        }
+    CUDA_TRY(cudaEventRecord(R.e0));
+    for (size_t at = 0; at < sq.size(); at += QUERY_BATCH) {
+        uint32_t n = (uint32_t)std::min<size_t>(QUERY_BATCH, sq.size() - at);
+        CUDA_TRY(cudaMemcpyAsync(R.qseq, &sq[at], n * 4, cudaMemcpyHostToDevice));
+        CUDA_TRY(cudaMemcpyAsync(R.qpos, &ps[at], n * 4, cudaMemcpyHostToDevice));
+        kv_status st = kvg_append(&R.f, R.nt, R.descs_d, R.qseq, R.qpos, n, R.src, err);
+        for (uint32_t l = 0; st == KV_OK && l < R.attn_layers; l++)
+            st = kvg_attention(&R.f, R.n_qh, l, R.descs_d, R.qseq, R.qpos, n, R.max_tokens, R.q,
+                               R.out, R.work, err);
+        if (st != KV_OK)
+            return st;
+    }
+    CUDA_TRY(cudaEventRecord(R.e1));
+    CUDA_TRY(cudaEventSynchronize(R.e1));
+    CUDA_TRY(cudaEventElapsedTime(ms, R.e0, R.e1));
+    return KV_OK;
+}
+
+static kv_step_time gpu_step(void *ctx, const kv_step_work *w)
+{
+    (void)ctx;
+    kv_step_time t = R.cost.step(R.cost.ctx, w); /* the clock stays kvsim's */
+    if (R.steps == NULL && R.st == KV_OK) { /* the report has made the folder by now */
+        snprintf(R.steps_path, sizeof R.steps_path, "%s/gpu_steps.csv", R.out_dir);
+        if ((R.steps = fopen(R.steps_path, "w")) == NULL) {
+            fail(kv_errorf(&R.err, KV_ERR_IO, "%s: cannot create", R.steps_path));
+            return t;
+        }
+        fputs("step,sim_step_ms,gpu_kv_attention_ms,seqs,tokens,swap_bytes,swap_ms,"
+              "device_used_bytes,mapped_chunks\n",
+              R.steps);
+    }
+    if (R.steps == NULL)
+        return t;
+    float ms = 0;
+    if (R.st == KV_OK)
+        fail(run_step(w, &ms));
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    uint64_t toks = 0;
+    for (uint32_t i = 0; i < w->n_seqs; i++)
+        toks += w->seqs[i].n;
+    fprintf(R.steps, "%llu,%.6f,%.6f,%u,%llu,%llu,%.6f,%llu,%llu\n", (unsigned long long)R.step++,
+            t.total_s * 1e3, ms, w->n_seqs, (unsigned long long)toks,
+            (unsigned long long)R.step_swap_bytes, R.step_swap_s * 1e3,
+            (unsigned long long)(total_b - free_b),
+            (unsigned long long)kvg_pool_stats_of(R.pool)->mapped_chunks);
+    R.step_swap_s = 0;
+    R.step_swap_bytes = 0;
+    return t;
+}
+
+/* ------------------------------------------------------------------------- the hooks --- */
+
+static kv_executor wrap(void *ctx, kv_executor cost)
+{
+    (void)ctx;
+    R.cost = cost;
+    return kv_executor{nullptr, gpu_step};
+}
+
+static int attach(void *ctx, kv_engine *e, kv_decision_log *log)
+{
+    (void)ctx;
+    kv_err *err = &R.err;
+    R.e = e;
+    R.a = kv_engine_alloc(e);
+    R.log = log;
+    const kv_alloc_config *ac = kv_alloc_config_of(R.a);
+    kvg_dtype dt = ac->strategy == KV_COMPRESSED && ac->compressed.elem_bits == 4 ? KVG_INT4
+                   : ac->strategy == KV_COMPRESSED && ac->compressed.scale_group_elems
+                       ? KVG_INT8
+                       : KVG_FP8;
+    kv_status st = kvg_format_of(ac, dt, &R.f, err);
+    if (st == KV_OK)
+        st = kvg_pool_create(R.a, &R.pool, err);
+    if (st != KV_OK) {
+        fprintf(stderr, "kvgpu replay: %s\n", err->msg);
+        return 2;
+    }
+    R.nt = kv_shape_n_tensors(&ac->shape);
+    R.n_qh = R.f.n_heads * R.q_per_kv;
+    R.max_tokens = ac->max_seq_tokens;
+    R.descs.assign(ac->max_seqs, kvg_seqdesc{});
+    R.host_slot.assign(ac->max_seqs, KV_SEQ_NONE);
+    kv_shape unit = kv_shape_dense(1, 1, 64); /* 256 bytes a "token" */
+    kv_alloc_config hc;
+    kv_alloc_config_default(&hc, KV_CONTIGUOUS, &unit, ac->host_pool_bytes + (64ull << 20));
+    hc.contiguous.reserve = KV_RESERVE_ORACLE;
+    hc.watermark = 0;
+    hc.max_seqs = ac->max_seqs;
+    hc.max_seq_tokens = (uint32_t)std::min<uint64_t>(1u << 30, hc.pool_bytes / 256);
+    st = kv_alloc_create(&hc, &R.host_placer, err);
+    size_t staging = (size_t)ac->max_seq_tokens * kv_alloc_token_bytes(R.a) + (1u << 20);
+    if (st == KV_OK)
+        st = kvg_swapper_create(staging, &R.swapper, err);
+    R.src_tokens = QUERY_BATCH;
+    size_t src_n = R.src_tokens * R.nt * R.f.n_heads * 128;
+    cudaError_t ce = cudaSuccess;
+    if (st == KV_OK) {
+        ce = cudaHostAlloc(&R.host, hc.pool_bytes, cudaHostAllocDefault);
+        if (ce == cudaSuccess)
+            ce = cudaMalloc(&R.descs_d, R.descs.size() * sizeof(kvg_seqdesc));
+        if (ce == cudaSuccess)
+            ce = cudaMalloc(&R.src, src_n * 2);
+        if (ce == cudaSuccess)
+            ce = cudaMalloc(&R.q, (size_t)QUERY_BATCH * R.n_qh * 128 * 2);
+        if (ce == cudaSuccess)
+            ce = cudaMalloc(&R.out, (size_t)QUERY_BATCH * R.n_qh * 128 * 4);
+        if (ce == cudaSuccess)
+            ce = cudaMalloc(&R.work, kvg_attention_work_bytes(&R.f, R.n_qh, QUERY_BATCH, R.max_tokens));
+        if (ce == cudaSuccess)
+            ce = cudaMalloc(&R.qseq, QUERY_BATCH * 4);
+        if (ce == cudaSuccess)
+            ce = cudaMalloc(&R.qpos, QUERY_BATCH * 4);
+        if (ce == cudaSuccess)
+            ce = cudaEventCreate(&R.e0);
+        if (ce == cudaSuccess)
+            ce = cudaEventCreate(&R.e1);
+        if (ce != cudaSuccess)
+            st = kv_errorf(err, KV_ERR_NOMEM, "kvgpu replay: device buffers: %s",
+                           cudaGetErrorString(ce));
+    }
+    if (st == KV_OK)
+        st = kvg_fill_bf16(R.src, src_n, 1, err);
+    if (st == KV_OK)
+        st = kvg_fill_bf16(R.q, (size_t)QUERY_BATCH * R.n_qh * 128, 2, err);
+    if (st != KV_OK) {
+        fprintf(stderr, "kvgpu replay: %s\n", err->msg);
+        return 2;
+    }
+    kv_engine_set_listener(e, on_op, nullptr);
+    return 0;
+}
+
+static int finish(void *ctx, const char *dir)
+{
+    (void)ctx;
+    if (R.steps && fclose(R.steps) != 0)
+        fail(kv_errorf(&R.err, KV_ERR_IO, "%s: write failed", R.steps_path));
+    R.steps = nullptr;
+    if (R.st != KV_OK) {
+        fprintf(stderr, "kvgpu replay: %s\n", R.err.msg);
+        return 1;
+    }
+    const kvg_pool_stats *ps = kvg_pool_stats_of(R.pool);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/gpu_summary.json", dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        fprintf(stderr, "kvgpu replay: %s: cannot create\n", path);
+        return 1;
+    }
+    fprintf(f,
+            "{\n  \"device_pool_bytes\": %llu,\n  \"pool_create_s\": %.6f,\n  \"chunk_maps\": %llu,\n"
+            "  \"chunk_map_s\": %.6f,\n  \"chunk_unmaps\": %llu,\n  \"chunk_unmap_s\": %.6f,\n"
+            "  \"swaps\": %llu,\n  \"swap_bytes\": %llu,\n  \"swap_s\": %.6f,\n  \"steps\": %llu,\n"
+            "  \"attention_layers\": %u\n}\n",
+            (unsigned long long)ps->device_bytes, ps->create_s, (unsigned long long)ps->maps,
+            ps->map_s, (unsigned long long)ps->unmaps, ps->unmap_s, (unsigned long long)R.n_swaps,
+            (unsigned long long)R.swap_bytes, R.swap_s, (unsigned long long)R.step, R.attn_layers);
+    fclose(f);
+    fprintf(stderr, "kvgpu replay: %llu steps on the GPU, %llu chunk maps, %llu swaps (%.1f MiB, %.3f s)\n",
+            (unsigned long long)R.step, (unsigned long long)ps->maps, (unsigned long long)R.n_swaps,
+            R.swap_bytes / 1048576.0, R.swap_s);
+    kvg_pool_destroy(&R.pool);
+    kvg_swapper_destroy(&R.swapper);
+    kv_alloc_destroy(&R.host_placer);
+    cudaFreeHost(R.host);
+    cudaFree(R.descs_d);
+    cudaFree(R.src);
+    cudaFree(R.q);
+    cudaFree(R.out);
+    cudaFree(R.work);
+    cudaFree(R.qseq);
+    cudaFree(R.qpos);
+    return 0;
+}
+
+int kvgpu_replay_main(int argc, char **argv)
+{
+    /* kvgpu's own options; the rest are kvsim replay's */
+    std::vector<char *> args;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--attn-layers") == 0 && i + 1 < argc) {
+            R.attn_layers = (uint32_t)atoi(argv[++i]);
+            continue;
+        }
+        if (strcmp(argv[i], "--q-per-kv") == 0 && i + 1 < argc) {
+            R.q_per_kv = (uint32_t)atoi(argv[++i]);
+            continue;
+        }
+        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+            R.out_dir = argv[i + 1];
+        args.push_back(argv[i]);
+    }
+    if (R.attn_layers == 0) {
+        fprintf(stderr, "kvgpu replay: --attn-layers must be at least 1\n");
+        return 2;
+    }
+    args.push_back(nullptr);
+    kv_replay_hooks h = {nullptr, "replay (kvgpu)", wrap, attach, finish};
+    return kv_cli_replay_hooked((int)args.size() - 1, args.data(), &h);
+}
