@@ -201,7 +201,7 @@ $(BUILD)/gpu/%.o: gpu/%.cu $(wildcard gpu/*.h sim/*.h sim/alloc/*.h)
 	$(NVCC) $(NVCC_FLAGS) $(KV_CPPFLAGS) -Igpu $(CPPFLAGS) -c $< -o $@
 
 $(KVGPU): $(GPU_OBJ) $(LIBKV) $(LIBALLOC)
-	$(NVCC) $(NVCC_FLAGS) -o $@ $(GPU_OBJ) $(LIBKV) $(LIBALLOC) $(NVCC_LDFLAGS) $(KV_LDLIBS) -lcuda
+	$(NVCC) $(NVCC_FLAGS) -o $@ $(GPU_OBJ) $(LIBKV) $(LIBALLOC) $(NVCC_LDFLAGS) $(KV_LDLIBS) -lcublas -lcuda
 
 # On a machine with a GPU: every kernel and swap path against CPU float64 references.
 HAVE_GPU := $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')

@@ -143,15 +143,17 @@ __device__ __forceinline__ void load8(const fmt_dev &f, const unsigned char *row
 /* One thread per 8 elements of a row; block (token, tensor). Quantized groups of g elements
  * span g / 8 neighbouring lanes, which agree on the group's scale by shuffles. */
 __global__ void append_kernel(fmt_dev f, const kvg_seqdesc *descs, const uint32_t *seq,
-                              const uint32_t *pos, const uint16_t *src, uint32_t n_tensors)
+                              const uint32_t *pos, const uint16_t *src, uint32_t tensor0,
+                              uint64_t src_stride)
 {
     uint32_t tok = blockIdx.x, j = blockIdx.y, e = threadIdx.x * ELEMS;
     bool on = e < f.elems; /* lanes past the row still take part in the shuffles */
     uint4 w = make_uint4(0, 0, 0, 0);
     if (on)
-        w = *(const uint4 *)(src + ((uint64_t)tok * n_tensors + j) * f.elems + e);
+        w = *(const uint4 *)(src + (uint64_t)tok * src_stride + (uint64_t)j * f.elems + e);
     const __nv_bfloat162 *h = (const __nv_bfloat162 *)&w;
-    unsigned char *out = on ? (unsigned char *)row_of(descs[seq[tok]], pos[tok], j) : NULL;
+    unsigned char *out =
+        on ? (unsigned char *)row_of(descs[seq[tok]], pos[tok], tensor0 + j) : NULL;
     if (f.dtype == KVG_BF16) {
         if (on)
             *(uint4 *)(out + (uint64_t)e * 2) = w;
@@ -206,16 +208,66 @@ __global__ void append_kernel(fmt_dev f, const kvg_seqdesc *descs, const uint32_
     }
 }
 
-kv_status kvg_append(const kvg_format *f, uint32_t n_tensors, const kvg_seqdesc *descs,
-                     const uint32_t *seq, const uint32_t *pos, uint32_t n, const uint16_t *src,
-                     kv_err *err)
+kv_status kvg_append_strided(const kvg_format *f, uint32_t tensor0, uint32_t n_tensors,
+                             uint64_t src_stride, const kvg_seqdesc *descs, const uint32_t *seq,
+                             const uint32_t *pos, uint32_t n, const uint16_t *src, kv_err *err)
 {
     if (n == 0)
         return KV_OK;
     fmt_dev d = fmt_dev_of(f);
     uint32_t threads = (d.elems / ELEMS + 31) / 32 * 32;
-    append_kernel<<<dim3(n, n_tensors), threads>>>(d, descs, seq, pos, src, n_tensors);
+    append_kernel<<<dim3(n, n_tensors), threads>>>(d, descs, seq, pos, src, tensor0, src_stride);
     LAUNCH_CHECK("append_kernel");
+    return KV_OK;
+}
+
+kv_status kvg_append(const kvg_format *f, uint32_t n_tensors, const kvg_seqdesc *descs,
+                     const uint32_t *seq, const uint32_t *pos, uint32_t n, const uint16_t *src,
+                     kv_err *err)
+{
+    uint64_t elems = (uint64_t)f->n_heads * f->head_dim;
+    return kvg_append_strided(f, 0, n_tensors, n_tensors * elems, descs, seq, pos, n, src, err);
+}
+
+/* Layer l's K and V rows of tokens 0..n-1, dequantized to bf16: k[t][elems], v[t][elems]. */
+template <int DT>
+__global__ void gather_kernel(fmt_dev f, kvg_seqdesc d, uint32_t layer, __nv_bfloat16 *k,
+                              __nv_bfloat16 *v)
+{
+    uint32_t t = blockIdx.x, kv = blockIdx.y, e = threadIdx.x * ELEMS;
+    if (e >= f.elems)
+        return;
+    uint64_t r = row_of(d, t, 2 * layer + kv);
+    __nv_bfloat16 *out = (kv ? v : k) + (uint64_t)t * f.elems + e;
+    float x[ELEMS];
+    if (r == 0) {
+#pragma unroll
+        for (int i = 0; i < ELEMS; i++)
+            x[i] = 0;
+    } else {
+        load8<DT>(f, (const unsigned char *)r, e, x);
+    }
+#pragma unroll
+    for (int i = 0; i < ELEMS; i++)
+        out[i] = __float2bfloat16(x[i]);
+}
+
+kv_status kvg_gather_layer(const kvg_format *f, const kvg_seqdesc *d, uint32_t layer,
+                           void *k, void *v, kv_err *err)
+{
+    if (d->n_tokens == 0)
+        return KV_OK;
+    fmt_dev fd = fmt_dev_of(f);
+    dim3 grid(d->n_tokens, 2);
+    uint32_t threads = (fd.elems / ELEMS + 31) / 32 * 32;
+    __nv_bfloat16 *kb = (__nv_bfloat16 *)k, *vb = (__nv_bfloat16 *)v;
+    switch (f->dtype) {
+    case KVG_BF16: gather_kernel<KVG_BF16><<<grid, threads>>>(fd, *d, layer, kb, vb); break;
+    case KVG_FP8: gather_kernel<KVG_FP8><<<grid, threads>>>(fd, *d, layer, kb, vb); break;
+    case KVG_INT8: gather_kernel<KVG_INT8><<<grid, threads>>>(fd, *d, layer, kb, vb); break;
+    default: gather_kernel<KVG_INT4><<<grid, threads>>>(fd, *d, layer, kb, vb); break;
+    }
+    LAUNCH_CHECK("gather_kernel");
     return KV_OK;
 }
 

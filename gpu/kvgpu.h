@@ -115,6 +115,17 @@ kv_status kvg_append(const kvg_format *f, uint32_t n_tensors, const kvg_seqdesc 
                      const uint32_t *seq, const uint32_t *pos, uint32_t n,
                      const uint16_t *src, kv_err *err);
 
+/* The same for n_tensors tensors from tensor0 on, token i's values at src + i * src_stride
+ * (elements; the model executor's QKV rows hold K and V side by side). */
+kv_status kvg_append_strided(const kvg_format *f, uint32_t tensor0, uint32_t n_tensors,
+                             uint64_t src_stride, const kvg_seqdesc *descs, const uint32_t *seq,
+                             const uint32_t *pos, uint32_t n, const uint16_t *src, kv_err *err);
+
+/* Layer's K and V rows of tokens 0..d->n_tokens-1 of a sequence, dequantized into bf16
+ * arrays k[t][n_heads * head_dim] and v[...] on the device (prefill attention by GEMMs). */
+kv_status kvg_gather_layer(const kvg_format *f, const kvg_seqdesc *d, uint32_t layer, void *k,
+                           void *v, kv_err *err);
+
 /* Attention of queries over a layer's K (tensor 2 layer) and V (2 layer + 1). Query i
  * (device arrays): sequence qseq[i], position qpos[i] (it sees tokens 0..qpos[i]), values
  * q[i][n_q_heads][head_dim] (bf16 bits); out[i][n_q_heads][head_dim] in float. Decode is one

@@ -2,7 +2,9 @@
  *
  *   kvgpu test    kernels and swaps against CPU float64 references (make gpu-test)
  *   kvgpu bench   bandwidths and costs against the measured limits of DESIGN.md §4
- *   kvgpu replay  kvsim replay with every allocator decision and step run on the GPU
+ *   kvgpu replay     kvsim replay with every allocator decision and step run on the GPU
+ *   kvgpu calibrate  fit kvsim's cost model to measured steps, swaps and maps
+ *   kvgpu validate   a trace on the GPU and in calibrated kvsim, side by side
  */
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +12,8 @@
 int kvgpu_check_main(int argc, char **argv);
 int kvgpu_bench_main(int argc, char **argv);
 int kvgpu_replay_main(int argc, char **argv);
+int kvgpu_calibrate_main(int argc, char **argv);
+int kvgpu_validate_main(int argc, char **argv);
 
 static void usage(FILE *f)
 {
@@ -18,7 +22,12 @@ static void usage(FILE *f)
                "  test    every kernel and swap path against a CPU float64 reference\n"
                "  bench   decode attention, append, swap and VMM figures (DESIGN.md §4 limits)\n"
                "  replay  kvsim's engine, every decision realized on the GPU; kvsim's outputs\n"
-               "          plus gpu_steps.csv and gpu_summary.json; --decision-log FILE\n");
+               "          plus gpu_steps.csv and gpu_summary.json; --decision-log FILE;\n"
+               "          --model-exec: the model executor runs every step and its measured\n"
+               "          time drives the clock (--layers K, --swap-batched)\n"
+               "  calibrate [--model M] [--gpu G] [--layers K] -o FILE\n"
+               "  validate TRACE [--window A:B] --calib FILE -o DIR [--strategies LIST]\n"
+               "          [replay options]\n");
 }
 
 int main(int argc, char **argv)
@@ -29,6 +38,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "test") == 0)
         return kvgpu_check_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "calibrate") == 0)
+        return kvgpu_calibrate_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "validate") == 0)
+        return kvgpu_validate_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "replay") == 0)
         return kvgpu_replay_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0)

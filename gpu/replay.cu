@@ -19,12 +19,14 @@
 #include "kvgpu.h"
 #include "cuda_check.h"
 #include "gpu_util.h"
+#include "model.h"
 
 extern "C" {
 #include "cli_replay.h"
 #include "decisions.h"
 #include "engine.h"
 #include "executor.h"
+#include "preset.h"
 }
 
 #include <stdio.h>
@@ -70,6 +72,13 @@ struct gpu_replay {
     kv_status st = KV_OK; /* the first device error; the run stops at the next step */
     kv_err err = {{0}};
     const char *out_dir = nullptr;
+    /* the model executor (--model-exec): the clock advances by measured time */
+    bool model_exec = false, swap_batched = false;
+    const char *model_name = "Llama-3-8B";
+    uint32_t layers = 0; /* 0 = all */
+    kvg_model *model = nullptr;
+    double layer_scale = 1;
+    double maps_s_before = 0;
 };
 
 static gpu_replay R;
@@ -107,7 +116,7 @@ static void swap(kv_seq_id s, bool out)
     kv_alloc_placement(R.host_placer, R.host_slot[s], &hp);
     kvg_host_desc(R.a, s, (uint64_t)(uintptr_t)R.host + hp.offset_bytes, &h);
     kvg_swap_result res;
-    fail(kvg_swap(R.swapper, KVG_SWAP_BATCHED, out, &R.descs[s],
+    fail(kvg_swap(R.swapper, R.swap_batched ? KVG_SWAP_BATCHED : KVG_SWAP_PER_COPY, out, &R.descs[s],
                   pl.kind == KV_PLACE_BLOCKS ? pl.block_table : NULL, &h, R.nt, R.f.row_bytes, &res,
                   &R.err));
     R.step_swap_s += res.seconds;
@@ -221,6 +230,13 @@ static kv_status run_step(const kv_step_work *w, float *ms)
     return KV_OK;
 }
 
+#define CUDA_OK(call)                                                                              \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess)                                                                     \
+            fail(kv_errorf(&R.err, KV_ERR_INPUT, "%s: %s", #call, cudaGetErrorString(e_)));       \
+    } while (0)
+
 static kv_step_time gpu_step(void *ctx, const kv_step_work *w)
 {
     (void)ctx;
@@ -231,25 +247,46 @@ static kv_step_time gpu_step(void *ctx, const kv_step_work *w)
             fail(kv_errorf(&R.err, KV_ERR_IO, "%s: cannot create", R.steps_path));
             return t;
         }
-        fputs("step,sim_step_ms,gpu_kv_attention_ms,seqs,tokens,swap_bytes,swap_ms,"
-              "device_used_bytes,mapped_chunks\n",
+        fputs("step,sim_step_ms,gpu_ms,seqs,tokens,swap_bytes,swap_ms,device_used_bytes,"
+              "mapped_chunks,prefill_tokens,decode_seqs,decode_context,pred_compute_ms,"
+              "pred_swap_ms,pred_map_ms,step_ms\n",
               R.steps);
     }
     if (R.steps == NULL)
         return t;
     float ms = 0;
-    if (R.st == KV_OK)
+    kv_step_time predicted = t;
+    if (R.st == KV_OK && R.model) {
+        CUDA_OK(cudaMemcpy(R.descs_d, R.descs.data(), R.descs.size() * sizeof(kvg_seqdesc),
+                           cudaMemcpyHostToDevice));
+        if (R.st == KV_OK)
+            fail(kvg_model_step(R.model, &R.f, R.descs_d, R.descs.data(), w->seqs, w->n_seqs, &ms,
+                                &R.err));
+        const kvg_pool_stats *ps = kvg_pool_stats_of(R.pool);
+        double maps_s = ps->map_s + ps->unmap_s;
+        /* the measured step: the forward pass (scaled to all layers), the swaps and the chunk
+         * maps this step made */
+        t.compute_s = ms * 1e-3 * R.layer_scale;
+        t.swap_s = R.step_swap_s;
+        t.map_s = maps_s - R.maps_s_before;
+        t.total_s = t.compute_s + t.swap_s + t.map_s;
+        R.maps_s_before = maps_s;
+    } else if (R.st == KV_OK) {
         fail(run_step(w, &ms));
+    }
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
     uint64_t toks = 0;
     for (uint32_t i = 0; i < w->n_seqs; i++)
         toks += w->seqs[i].n;
-    fprintf(R.steps, "%llu,%.6f,%.6f,%u,%llu,%llu,%.6f,%llu,%llu\n", (unsigned long long)R.step++,
-            t.total_s * 1e3, ms, w->n_seqs, (unsigned long long)toks,
-            (unsigned long long)R.step_swap_bytes, R.step_swap_s * 1e3,
+    fprintf(R.steps, "%llu,%.6f,%.6f,%u,%llu,%llu,%.6f,%llu,%llu,%llu,%u,%llu,%.6f,%.6f,%.6f,%.6f\n",
+            (unsigned long long)R.step++, predicted.total_s * 1e3, ms * R.layer_scale, w->n_seqs,
+            (unsigned long long)toks, (unsigned long long)R.step_swap_bytes, R.step_swap_s * 1e3,
             (unsigned long long)(total_b - free_b),
-            (unsigned long long)kvg_pool_stats_of(R.pool)->mapped_chunks);
+            (unsigned long long)kvg_pool_stats_of(R.pool)->mapped_chunks,
+            (unsigned long long)w->prefill_tokens, w->n_decode,
+            (unsigned long long)w->decode_context, predicted.compute_s * 1e3,
+            predicted.swap_s * 1e3, predicted.map_s * 1e3, t.total_s * 1e3);
     R.step_swap_s = 0;
     R.step_swap_bytes = 0;
     return t;
@@ -326,6 +363,22 @@ static int attach(void *ctx, kv_engine *e, kv_decision_log *log)
             st = kv_errorf(err, KV_ERR_NOMEM, "kvgpu replay: device buffers: %s",
                            cudaGetErrorString(ce));
     }
+    if (st == KV_OK && R.model_exec) {
+        kv_model m;
+        const kv_engine_config *ec = kv_engine_config_of(e);
+        st = kv_model_load(R.model_name, &m, err);
+        if (st == KV_OK)
+            st = kvg_model_create(&m, R.layers, ec->max_num_batched_tokens, ec->max_num_seqs,
+                                  ac->max_seq_tokens, 1, &R.model, err);
+        if (st == KV_OK) {
+            R.layer_scale = (double)m.n_layers / kvg_model_layers(R.model);
+            fprintf(stderr,
+                    "kvgpu replay: model executor %s, %u of %u layers run%s, %.1f GiB of weights\n",
+                    m.name, kvg_model_layers(R.model), m.n_layers,
+                    R.layer_scale > 1 ? " (step times scaled by layers / layers run)" : "",
+                    kvg_model_weight_bytes(R.model) / 1073741824.0);
+        }
+    }
     if (st == KV_OK)
         st = kvg_fill_bf16(R.src, src_n, 1, err);
     if (st == KV_OK)
@@ -360,14 +413,18 @@ static int finish(void *ctx, const char *dir)
             "{\n  \"device_pool_bytes\": %llu,\n  \"pool_create_s\": %.6f,\n  \"chunk_maps\": %llu,\n"
             "  \"chunk_map_s\": %.6f,\n  \"chunk_unmaps\": %llu,\n  \"chunk_unmap_s\": %.6f,\n"
             "  \"swaps\": %llu,\n  \"swap_bytes\": %llu,\n  \"swap_s\": %.6f,\n  \"steps\": %llu,\n"
-            "  \"attention_layers\": %u\n}\n",
+            "  \"attention_layers\": %u,\n  \"model_executor\": %s,\n  \"layers_run\": %u,\n"
+            "  \"layer_scale\": %.6f,\n  \"swap_mode\": \"%s\"\n}\n",
             (unsigned long long)ps->device_bytes, ps->create_s, (unsigned long long)ps->maps,
             ps->map_s, (unsigned long long)ps->unmaps, ps->unmap_s, (unsigned long long)R.n_swaps,
-            (unsigned long long)R.swap_bytes, R.swap_s, (unsigned long long)R.step, R.attn_layers);
+            (unsigned long long)R.swap_bytes, R.swap_s, (unsigned long long)R.step, R.attn_layers,
+            R.model ? "true" : "false", R.model ? kvg_model_layers(R.model) : 0, R.layer_scale,
+            R.swap_batched ? "batched" : "per-copy");
     fclose(f);
     fprintf(stderr, "kvgpu replay: %llu steps on the GPU, %llu chunk maps, %llu swaps (%.1f MiB, %.3f s)\n",
             (unsigned long long)R.step, (unsigned long long)ps->maps, (unsigned long long)R.n_swaps,
             R.swap_bytes / 1048576.0, R.swap_s);
+    kvg_model_destroy(&R.model);
     kvg_pool_destroy(&R.pool);
     kvg_swapper_destroy(&R.swapper);
     kv_alloc_destroy(&R.host_placer);
@@ -384,6 +441,7 @@ static int finish(void *ctx, const char *dir)
 
 int kvgpu_replay_main(int argc, char **argv)
 {
+    R = gpu_replay(); /* kvgpu validate replays several times in one process */
     /* kvgpu's own options; the rest are kvsim replay's */
     std::vector<char *> args;
     for (int i = 0; i < argc; i++) {
@@ -395,6 +453,20 @@ int kvgpu_replay_main(int argc, char **argv)
             R.q_per_kv = (uint32_t)atoi(argv[++i]);
             continue;
         }
+        if (strcmp(argv[i], "--model-exec") == 0) {
+            R.model_exec = true;
+            continue;
+        }
+        if (strcmp(argv[i], "--swap-batched") == 0) {
+            R.swap_batched = true;
+            continue;
+        }
+        if (strcmp(argv[i], "--layers") == 0 && i + 1 < argc) {
+            R.layers = (uint32_t)atoi(argv[++i]);
+            continue;
+        }
+        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
+            R.model_name = argv[i + 1];
         if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
             R.out_dir = argv[i + 1];
         args.push_back(argv[i]);

@@ -26,7 +26,7 @@
 
 typedef struct run_opts {
     const char *trace, *out, *model, *gpu, *calib, *decision_log;
-    uint64_t seed, tp, limit;
+    uint64_t seed, tp, limit, skip;
     double gpu_mem_util, swap_space_gib;
     kv_engine_config ec;
     kv_alloc_config ac; /* strategy knobs; shape and pool filled from the presets */
@@ -54,7 +54,8 @@ static void usage_common(FILE *f)
             "    --rate-scale X (1: arrivals at their trace times; 2: twice as fast)\n"
             "    --replicas N (1)  --router round-robin|least-tokens (round-robin): N engines\n"
             "      behind a router on one clock; timeline.csv rows carry the replica\n"
-            "    --limit N (requests)  --seed N (1)  --format F  --skip-bad-rows\n"
+            "    --limit N (requests)  --skip N (the first N requests are not replayed; with\n"
+            "    --limit, a window)  --seed N (1)  --format F  --skip-bad-rows\n"
             "  outputs:\n"
             "    --slo-ttft S (2)  --slo-tpot S (0.1)  --timeline-interval S (1; 0 = every step)\n"
             "    --perfetto  --no-wall-time  --check (allocator checker every step)\n"
@@ -170,6 +171,8 @@ static int parse(const char *cmd, int argc, char **argv, run_opts *o, bool *stra
             ok = ENUM(kv_route_policy_parse, o->router) && (o->routed = true);
         else if (strcmp(a, "--limit") == 0)
             ok = U64(1, UINT64_MAX, o->limit);
+        else if (strcmp(a, "--skip") == 0)
+            ok = U64(0, UINT64_MAX, o->skip);
         else if (strcmp(a, "--seed") == 0)
             ok = U64(0, UINT32_MAX, o->seed);
         else if (strcmp(a, "--skip-bad-rows") == 0)
@@ -271,19 +274,34 @@ static bool ends_with(const char *s, const char *t)
     return a >= b && strcmp(s + a - b, t) == 0;
 }
 
+static kv_status source_skip(source *s, uint64_t n, kv_err *err)
+{
+    kv_request r;
+    for (uint64_t i = 0; i < n; i++) {
+        kv_status st = source_next(s, &r, err);
+        if (st != KV_OK)
+            return st == KV_EOF ? KV_OK : st; /* a window past the end is empty */
+    }
+    return KV_OK;
+}
+
 static kv_status source_open(const run_opts *o, source *s, kv_err *err)
 {
     *s = (source){0};
-    if (!ends_with(o->trace, ".ini"))
-        return kv_trace_open(o->trace, &o->to, &s->trace, err);
+    if (!ends_with(o->trace, ".ini")) {
+        kv_status st = kv_trace_open(o->trace, &o->to, &s->trace, err);
+        return st == KV_OK ? source_skip(s, o->skip, err) : st;
+    }
     kv_workload_spec spec;
     kv_spec_default(&spec);
     kv_status st = kv_spec_load(o->trace, &spec, err);
     if (st == KV_OK && o->limit) { /* --limit sets the number of requests to generate */
-        spec.requests = o->limit;
+        spec.requests = o->limit + o->skip;
         spec.duration_s = 0;
     }
-    return st == KV_OK ? kv_gen_create(&spec, o->seed, &s->gen, err) : st;
+    if (st == KV_OK)
+        st = kv_gen_create(&spec, o->seed, &s->gen, err);
+    return st == KV_OK ? source_skip(s, o->skip, err) : st;
 }
 
 static void source_close(source *s)

@@ -1053,6 +1053,11 @@ void kv_engine_set_listener(kv_engine *e, kv_op_listener fn, void *ctx)
     kv_alloc_set_listener(e->a, fn, ctx);
 }
 
+const kv_engine_config *kv_engine_config_of(const kv_engine *e)
+{
+    return &e->ec;
+}
+
 const kv_engine_stats *kv_engine_stats_of(const kv_engine *e)
 {
     return &e->st;

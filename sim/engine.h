@@ -145,6 +145,7 @@ double kv_engine_now(const kv_engine *e);
 void kv_engine_set_listener(kv_engine *e, kv_op_listener fn, void *ctx);
 
 const kv_engine_stats *kv_engine_stats_of(const kv_engine *e);
+const kv_engine_config *kv_engine_config_of(const kv_engine *e);
 const kv_alloc *kv_engine_alloc(const kv_engine *e);
 
 #endif
