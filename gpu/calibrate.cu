@@ -83,7 +83,7 @@ static kv_status run_point(calib *C, const char *region, uint32_t batch, uint32_
     for (uint32_t i = 0; i < batch + (c > 0) && st == KV_OK; i++) {
         bool pre = i == batch;
         uint32_t n = pre ? c0 + c : context;
-        kv_admit_req r = {n, n + 1, NULL, 0};
+        kv_admit_req r = {n, pre ? n : n + 1, NULL, 0};
         kv_seq_id id;
         if ((st = kv_alloc_admit(C->a, &r, &id, NULL)) != KV_OK)
             return kv_errorf(err, st, "calibrate: admit %u tokens: %s", n, kv_status_str(st));
