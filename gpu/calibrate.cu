@@ -6,13 +6,14 @@
  *   decode   batch 1..256 x context 128..8000 (as much as the KV pool holds)
  *   prefill  chunks of 64..8192 tokens, from an empty context and after 2048 tokens
  *   mixed    a prefill chunk and a decode batch in one step
- * Swaps: one sequence of 16..4096 tokens out and in, one copy per block per tensor (vLLM's way,
- * what the allocator counts). Chunk maps: a chunk-pool sequence of 4096 tokens mapped and
+ * Swaps: 16..4096 tokens out and in, one copy per block per tensor (vLLM's way, what the
+ * paged allocator counts), one per tensor (chunk-pool) and one for all (an extent), so that
+ * the per-copy latency and the bandwidth can be told apart. Chunk maps: a chunk-pool sequence of 4096 tokens mapped and
  * unmapped 8 times.
  * Fits (GNU Scientific Library): eff_memory, eff_compute and step_overhead_ms by nonlinear
  * least squares of the relative error of the cost model's own step formula (costmodel.h) over
  * every step; copy_latency_us, d2h_gbps and h2d_gbps by linear least squares of swap time on
- * (copies, bytes) per direction; map_us and unmap_us as means. FILE gets the [calibration]
+ * (copies, bytes) per direction, weighted for relative error; map_us and unmap_us as means. FILE gets the [calibration]
  * section kvsim --calib reads and a [fit] section with R^2 and the median absolute error by
  * region; FILE.csv every measured point with the fitted prediction.
  */
@@ -196,9 +197,14 @@ static void fit_swaps(const std::vector<swap_point> &v, bool out, double *lat_s,
             gsl_vector_set(y, i, s.seconds);
             i++;
         }
+    /* weights 1 / t^2: the relative error, as the targets are stated */
+    gsl_vector *wt = gsl_vector_alloc(n);
+    for (size_t k = 0; k < n; k++)
+        gsl_vector_set(wt, k, 1.0 / (gsl_vector_get(y, k) * gsl_vector_get(y, k)));
     double chisq;
     gsl_multifit_linear_workspace *w = gsl_multifit_linear_alloc(n, 2);
-    gsl_multifit_linear(X, y, c, cov, &chisq, w);
+    gsl_multifit_wlinear(X, wt, y, c, cov, &chisq, w);
+    gsl_vector_free(wt);
     *lat_s = fmax(0.0, gsl_vector_get(c, 0));
     *gbps = 1.0 / gsl_vector_get(c, 1) / 1e9;
     gsl_multifit_linear_free(w);
@@ -328,17 +334,27 @@ int kvgpu_calibrate_main(int argc, char **argv)
         kv_placement pl;
         kv_alloc_placement(C.a, id, &pl);
         kvg_host_desc(C.a, id, (uint64_t)(uintptr_t)host.p, &h);
-        for (int dir = 0; dir < 2 && st == KV_OK; dir++) {
-            std::vector<double> ts;
-            kvg_swap_result res = {0, 0, 0};
-            for (int it = 0; it < 6 && st == KV_OK; it++) {
-                st = kvg_swap(sw, KVG_SWAP_PER_COPY, dir == 0, &d, pl.block_table, &h,
-                              kv_shape_n_tensors(&sh), C.f.row_bytes, &res, err);
-                if (it > 0)
-                    ts.push_back(res.seconds);
+        /* three copy sizes, so that latency and bandwidth separate: one copy per block per
+         * tensor (paged), one per tensor (chunk-pool per-layer), one for all (an extent) */
+        uint32_t nt = kv_shape_n_tensors(&sh);
+        uint64_t rb = C.f.row_bytes, arena = kvg_pool_arena(C.pool), hb = (uint64_t)(uintptr_t)host.p;
+        kvg_seqdesc per_tensor = {arena, NULL, n, KVG_EXTENT_UNIT, 0, (uint64_t)n * rb, rb};
+        kvg_seqdesc extent = {arena, NULL, n, KVG_EXTENT_UNIT, 0, rb, rb * nt};
+        kvg_seqdesc per_tensor_h = per_tensor, extent_h = extent;
+        per_tensor_h.base = extent_h.base = hb;
+        const kvg_seqdesc *devs[] = {&d, &per_tensor, &extent}, *hosts[] = {&h, &per_tensor_h, &extent_h};
+        for (int kind = 0; kind < 3; kind++)
+            for (int dir = 0; dir < 2 && st == KV_OK; dir++) {
+                std::vector<double> ts;
+                kvg_swap_result res = {0, 0, 0};
+                for (int it = 0; it < 6 && st == KV_OK; it++) {
+                    st = kvg_swap(sw, KVG_SWAP_PER_COPY, dir == 0, devs[kind],
+                                  kind == 0 ? pl.block_table : NULL, hosts[kind], nt, rb, &res, err);
+                    if (it > 0)
+                        ts.push_back(res.seconds);
+                }
+                C.swaps.push_back({dir == 0, res.copies, res.bytes, median(ts)});
             }
-            C.swaps.push_back({dir == 0, res.copies, res.bytes, median(ts)});
-        }
         kv_alloc_free(C.a, id);
     }
     kvg_swapper_destroy(&sw);
