@@ -32,6 +32,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: kvsim plot RUN_DIR... -o OUT_DIR\n"
             "       kvsim plot --sweep SWEEP.csv -o OUT_DIR\n"
+            "       kvsim plot --validate VALIDATE_DIR   (kvgpu validate's step-time figure)\n"
             "  Figures (PNG and SVG) from runs written by kvsim replay or compare: memory\n"
             "  (breakdown per strategy), timeline (memory and batch over time), latency (TTFT\n"
             "  and TPOT CDFs). With --sweep: throughput-latency curves (p99 TTFT against output\n"
@@ -223,9 +224,48 @@ static int plot_sweep(const char *csv, const char *out_dir)
     return KV_EXIT_OK;
 }
 
+/* kvgpu validate's figure, from its steps.tsv and report.csv (strategy names, in order): for
+ * reports made on a GPU machine without gnuplot. */
+static int plot_validate(const char *dir)
+{
+    char path[1024], names[512] = "", line[512];
+    snprintf(path, sizeof path, "%s/report.csv", dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "kvsim plot: %s: cannot open\n", path);
+        return KV_EXIT_USAGE;
+    }
+    while (fgets(line, sizeof line, f)) {
+        char *comma = strchr(line, ',');
+        if (comma == NULL || strncmp(line, "strategy,", 9) == 0)
+            continue;
+        *comma = '\0';
+        char word[528];
+        snprintf(word, sizeof word, " %s ", line);
+        char padded[520];
+        snprintf(padded, sizeof padded, " %s ", names);
+        if (strstr(padded, word) == NULL && strlen(names) + strlen(line) + 2 < sizeof names)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                     names[0] ? " " : "", line);
+    }
+    fclose(f);
+    static const char *const terms[] = {"png", "svg"};
+    for (int t = 0; t < 2; t++) {
+        char vars[2048];
+        snprintf(vars, sizeof vars,
+                 "dir='%s'; term='%s'; out='%s/step_time.%s'; title='predicted and measured "
+                 "step time'; DATA='%s/steps.tsv'; names='%s'",
+                 kv_plot_script_dir(), terms[t], dir, terms[t], dir, names);
+        int rc = kv_plot_gnuplot("validate.gp", vars);
+        if (rc != KV_EXIT_OK)
+            return rc;
+    }
+    return KV_EXIT_OK;
+}
+
 int kv_cli_plot_main(int argc, char **argv)
 {
-    const char *runs[MAX_RUNS], *out = NULL, *sweep = NULL;
+    const char *runs[MAX_RUNS], *out = NULL, *sweep = NULL, *validate = NULL;
     int n = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -237,6 +277,9 @@ int kv_cli_plot_main(int argc, char **argv)
         } else if (strcmp(argv[i], "--sweep") == 0) {
             if ((sweep = kv_cli_value("plot", argc, argv, &i)) == NULL)
                 return KV_EXIT_USAGE;
+        } else if (strcmp(argv[i], "--validate") == 0) {
+            if ((validate = kv_cli_value("plot", argc, argv, &i)) == NULL)
+                return KV_EXIT_USAGE;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "kvsim plot: unknown option %s\n", argv[i]);
             return KV_EXIT_USAGE;
@@ -247,6 +290,8 @@ int kv_cli_plot_main(int argc, char **argv)
             return KV_EXIT_USAGE;
         }
     }
+    if (validate)
+        return plot_validate(validate);
     if ((n == 0 && sweep == NULL) || out == NULL) {
         usage(stderr);
         return KV_EXIT_USAGE;
