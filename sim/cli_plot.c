@@ -244,9 +244,12 @@ static int plot_validate(const char *dir)
         snprintf(word, sizeof word, " %s ", line);
         char padded[520];
         snprintf(padded, sizeof padded, " %s ", names);
-        if (strstr(padded, word) == NULL && strlen(names) + strlen(line) + 2 < sizeof names)
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
-                     names[0] ? " " : "", line);
+        size_t len = strlen(names), add = strlen(line);
+        if (strstr(padded, word) == NULL && len + add + 2 < sizeof names) {
+            if (len)
+                names[len++] = ' ';
+            memcpy(names + len, line, add + 1);
+        }
     }
     fclose(f);
     static const char *const terms[] = {"png", "svg"};
