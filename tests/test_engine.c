@@ -2,6 +2,7 @@
  * (admission order, preemption victim, memory breakdown at given instants, TTFT), rejection,
  * the allocator checker at every step on real traces, and byte-identical repeated runs. */
 #include "test_util.h"
+#include "test_source.h"
 
 #include <unistd.h>
 
@@ -10,30 +11,6 @@
 #include "report.h"
 
 /* ------------------------------------------------------------------------------------------ */
-
-/* An executor whose every step takes exactly one second: times are step counts. */
-static kv_step_time one_second(void *ctx, const kv_step_work *w)
-{
-    (void)ctx;
-    (void)w;
-    return (kv_step_time){.compute_s = 1.0, .total_s = 1.0};
-}
-
-/* A source over a fixed array of requests. */
-typedef struct list_src {
-    const kv_request *r;
-    size_t n, i;
-} list_src;
-
-static kv_status list_next(void *ctx, kv_request *out, kv_err *err)
-{
-    (void)err;
-    list_src *s = ctx;
-    if (s->i == s->n)
-        return KV_EOF;
-    *out = s->r[s->i++];
-    return KV_OK;
-}
 
 /* Records of one run. */
 typedef struct capture {
@@ -63,15 +40,6 @@ static kv_status cap_step(void *ctx, const kv_step_record *s, kv_err *err)
     return KV_OK;
 }
 
-static kv_request rq(double t_s, uint32_t prompt, uint32_t output)
-{
-    return (kv_request){.t_arrival_us = (int64_t)(t_s * 1e6),
-                        .prompt_tokens = prompt,
-                        .output_tokens = output,
-                        .n_samples = 1,
-                        .beam_width = 1};
-}
-
 /* Paged, 4-token blocks of 64-byte tokens, n_blocks in the pool, no watermark. */
 static void run_paged(const kv_request *reqs, size_t n, uint32_t n_blocks, capture *c)
 {
@@ -84,12 +52,13 @@ static void run_paged(const kv_request *reqs, size_t n, uint32_t n_blocks, captu
     ac.paged.block_tokens = 4;
     kv_engine *e = NULL;
     kv_err err = {{0}};
-    kv_executor ex = {.ctx = NULL, .step = one_second};
+    static const double one_second = 1.0; /* times are step counts */
+    kv_executor ex = {.ctx = (void *)&one_second, .step = t_fixed_step};
     assert_int_equal(kv_engine_create(&ec, &ac, ex, &e, &err), KV_OK);
-    list_src src = {reqs, n, 0};
+    t_list_src src = {reqs, n, 0};
     memset(c, 0, sizeof *c);
     kv_observer obs = {.ctx = c, .on_request = cap_request, .on_step = cap_step};
-    kv_status st = kv_engine_run(e, (kv_source){&src, list_next}, obs, true, &err);
+    kv_status st = kv_engine_run(e, (kv_source){&src, t_list_next}, obs, true, &err);
     if (st != KV_OK)
         fail_msg("run: %s", err.msg);
     c->stats = *kv_engine_stats_of(e);
@@ -115,7 +84,7 @@ static const kv_req_record *find(const capture *c, uint64_t id)
 static void test_fcfs_admission_ttft_and_breakdown_by_hand(void **state)
 {
     (void)state;
-    kv_request reqs[] = {rq(0, 8, 3), rq(0, 8, 3), rq(0, 20, 2)};
+    kv_request reqs[] = {t_req(0, 8, 3), t_req(0, 8, 3), t_req(0, 20, 2)};
     capture c;
     run_paged(reqs, 3, 8, &c);
     assert_int_equal(c.n_req, 3);
@@ -145,7 +114,7 @@ static void test_fcfs_admission_ttft_and_breakdown_by_hand(void **state)
 static void test_preemption_takes_the_latest_arrival(void **state)
 {
     (void)state;
-    kv_request reqs[] = {rq(0, 4, 10), rq(0, 4, 10)};
+    kv_request reqs[] = {t_req(0, 4, 10), t_req(0, 4, 10)};
     capture c;
     run_paged(reqs, 2, 4, &c);
     const kv_req_record *a = find(&c, 0), *b = find(&c, 1);
@@ -160,9 +129,9 @@ static void test_preemption_takes_the_latest_arrival(void **state)
 static void test_impossible_requests_are_rejected_not_hung(void **state)
 {
     (void)state;
-    kv_request reqs[] = {rq(0, 64, 4),  /* prompt at the model context */
-                         rq(0, 40, 10), /* fits the context, not the 8-block pool */
-                         rq(1, 4, 2)};
+    kv_request reqs[] = {t_req(0, 64, 4),  /* prompt at the model context */
+                         t_req(0, 40, 10), /* fits the context, not the 8-block pool */
+                         t_req(1, 4, 2)};
     capture c;
     run_paged(reqs, 3, 8, &c);
     assert_int_equal(c.n_req, 3);
@@ -176,7 +145,7 @@ static void test_impossible_requests_are_rejected_not_hung(void **state)
 static void test_parallel_samples_share_the_prompt(void **state)
 {
     (void)state;
-    kv_request r = rq(0, 8, 3);
+    kv_request r = t_req(0, 8, 3);
     r.n_samples = 3;
     capture c;
     run_paged(&r, 1, 16, &c);
@@ -258,7 +227,7 @@ static void test_checker_holds_at_every_step_on_real_traces(void **state)
 static void test_fast_path_jumps_over_pure_decode_steps(void **state)
 {
     (void)state;
-    kv_request r = rq(0, 5, 40);
+    kv_request r = t_req(0, 5, 40);
     capture c;
     run_paged(&r, 1, 16, &c);
     assert_int_equal(c.stats.steps, 40);

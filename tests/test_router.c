@@ -2,6 +2,7 @@
  * the policies route where they say, every request comes back once with its trace row, and
  * `kvsim plan replicas` returns a count that passes while one fewer fails. */
 #include "test_util.h"
+#include "test_source.h"
 
 #include "cli_plan.h"
 #include "cli_replay.h"
@@ -9,28 +10,6 @@
 #include "router.h"
 
 /* ------------------------------------------------------------------------------------------ */
-
-static kv_step_time one_ms(void *ctx, const kv_step_work *w)
-{
-    (void)ctx;
-    (void)w;
-    return (kv_step_time){.compute_s = 1e-3, .total_s = 1e-3};
-}
-
-typedef struct list_src {
-    const kv_request *r;
-    size_t n, i;
-} list_src;
-
-static kv_status list_next(void *ctx, kv_request *out, kv_err *err)
-{
-    (void)err;
-    list_src *s = ctx;
-    if (s->i == s->n)
-        return KV_EOF;
-    *out = s->r[s->i++];
-    return KV_OK;
-}
 
 typedef struct seen {
     uint32_t count[64]; /* times each trace row came back */
@@ -56,15 +35,6 @@ static kv_status seen_step(void *ctx, const kv_step_record *st, kv_err *err)
     return KV_OK;
 }
 
-static kv_request rq(double t_s, uint32_t prompt, uint32_t output)
-{
-    return (kv_request){.t_arrival_us = (int64_t)(t_s * 1e6),
-                        .prompt_tokens = prompt,
-                        .output_tokens = output,
-                        .n_samples = 1,
-                        .beam_width = 1};
-}
-
 /* Route reqs over n_replicas paged engines of a tiny shape, the checker after every step. */
 static kv_router *route(const kv_request *reqs, size_t n, uint32_t n_replicas,
                         kv_route_policy p, seen *s)
@@ -78,12 +48,13 @@ static kv_router *route(const kv_request *reqs, size_t n, uint32_t n_replicas,
     ac.paged.block_tokens = 4;
     kv_router *r = NULL;
     kv_err err = {{0}};
-    kv_executor ex = {.ctx = NULL, .step = one_ms};
+    static const double one_ms = 1e-3;
+    kv_executor ex = {.ctx = (void *)&one_ms, .step = t_fixed_step};
     assert_int_equal(kv_router_create(&ec, &ac, ex, n_replicas, p, &r, &err), KV_OK);
-    list_src src = {reqs, n, 0};
+    t_list_src src = {reqs, n, 0};
     memset(s, 0, sizeof *s);
     kv_observer obs = {.ctx = s, .on_request = seen_request, .on_step = seen_step};
-    kv_status st = kv_router_run(r, (kv_source){.ctx = &src, .next = list_next}, obs, true, &err);
+    kv_status st = kv_router_run(r, (kv_source){.ctx = &src, .next = t_list_next}, obs, true, &err);
     if (st != KV_OK)
         fail_msg("router: %s", err.msg);
     for (size_t i = 0; i < n; i++)
@@ -96,7 +67,7 @@ static void test_round_robin_deals_rows_in_turn(void **state)
     (void)state;
     kv_request reqs[10];
     for (int i = 0; i < 10; i++)
-        reqs[i] = rq(0.01 * i, 20 + i, 5);
+        reqs[i] = t_req(0.01 * i, 20 + i, 5);
     seen s;
     kv_router *r = route(reqs, 10, 3, KV_ROUTE_ROUND_ROBIN, &s);
     assert_int_equal(kv_router_routed(r, 0), 4); /* rows 0 3 6 9 */
@@ -121,8 +92,8 @@ static void test_least_tokens_avoids_the_loaded_replica_until_it_drains(void **s
     (void)state;
     /* a long request on replica 0, then three short ones while it runs: all go to 1; after
      * everything has finished, the idle replicas tie and the lowest index wins */
-    const kv_request reqs[] = {rq(0, 100, 150),    rq(0.001, 8, 4),  rq(0.002, 8, 4),
-                               rq(0.003, 8, 4),    rq(100.0, 8, 4)};
+    const kv_request reqs[] = {t_req(0, 100, 150),    t_req(0.001, 8, 4),  t_req(0.002, 8, 4),
+                               t_req(0.003, 8, 4),    t_req(100.0, 8, 4)};
     seen s;
     kv_router *r = route(reqs, 5, 2, KV_ROUTE_LEAST_TOKENS, &s);
     assert_int_equal(kv_router_routed(r, 0), 2);
