@@ -101,8 +101,9 @@ static kv_status feasible(void *ctx_, double x, bool *ok, kv_err *err)
     return KV_OK;
 }
 
-/* Requests per second of the trace (or spec) at rate scale 1. */
-static double base_rate(const char *trace)
+/* Requests per second at rate scale 1 of what the replays see: the spec's rate, or the trace's
+ * over the window that replay options --skip and --limit (among pass) cut from it. */
+static double base_rate(const char *trace, const char *const *pass, int n_pass)
 {
     size_t n = strlen(trace);
     if (n > 4 && strcmp(trace + n - 4, ".ini") == 0) {
@@ -111,14 +112,24 @@ static double base_rate(const char *trace)
         kv_err e = {{0}};
         return kv_spec_load(trace, &s, &e) == KV_OK ? s.arrival.rate_per_s : NAN;
     }
+    unsigned long long skip = 0, limit = 0;
+    for (int i = 0; i + 1 < n_pass; i++) {
+        if (strcmp(pass[i], "--skip") == 0)
+            skip = strtoull(pass[i + 1], NULL, 10);
+        else if (strcmp(pass[i], "--limit") == 0)
+            limit = strtoull(pass[i + 1], NULL, 10);
+    }
     kv_trace *t = NULL;
     kv_trace_stats *st = NULL;
     kv_err e = {{0}};
     kv_request r;
     double rate = NAN;
     if (kv_trace_open(trace, NULL, &t, &e) == KV_OK && kv_trace_stats_create(&st) == KV_OK) {
-        while (kv_trace_next(t, &r, &e) == KV_OK && kv_trace_stats_add(st, &r) == KV_OK)
-            ;
+        for (unsigned long long k = 0; (limit == 0 || k < skip + limit) &&
+                                       kv_trace_next(t, &r, &e) == KV_OK;
+             k++)
+            if (k >= skip && kv_trace_stats_add(st, &r) != KV_OK)
+                break;
         kv_trace_summary m;
         kv_trace_stats_summary(st, &m);
         rate = m.rate_per_s;
@@ -300,7 +311,7 @@ int kv_cli_plan_main(int argc, char **argv)
              (int)getpid());
     p.tmp = tmp;
     p.rate_scale = replicas ? rate_scale : 0;
-    double rate1 = base_rate(p.trace);
+    double rate1 = base_rate(p.trace, p.pass, p.n_pass);
     kv_bisect_result res[MAX_CASES];
     kv_fewest_result few[MAX_CASES];
     kv_err err = {{0}};
