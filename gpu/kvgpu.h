@@ -98,6 +98,23 @@ void kvg_pool_destroy(kvg_pool **p);
 kv_status kvg_pool_sync(kvg_pool *p, const kv_alloc *a, kv_seq_id s, kvg_seqdesc *d,
                         kv_err *err);
 
+/* Apply one pool-level effect of an allocator operation (effect.h): a chunk map or unmap (timed
+ * and counted), a block-table write or a window drop (into a host mirror of the tables; see
+ * kvg_pool_flush), an eviction (nothing). Copies and transfers are the caller's. */
+kv_status kvg_pool_apply(kvg_pool *p, const kv_effect *e, kv_err *err);
+
+/* Upload the block-table entries written since the last flush: one copy per sequence. */
+kv_status kvg_pool_flush(kvg_pool *p, kv_err *err);
+
+/* Sequence slot s's block table on the device, and its host mirror (NULL without tables). */
+const uint32_t *kvg_pool_table(const kvg_pool *p, kv_seq_id s);
+const uint32_t *kvg_pool_mirror(const kvg_pool *p, kv_seq_id s);
+
+/* The descriptor of resident sequence s where the allocator places it now; no device work (the
+ * effects have made the device match). KV_OK or an error. */
+kv_status kvg_pool_describe(const kvg_pool *p, const kv_alloc *a, kv_seq_id s, kvg_seqdesc *d,
+                            kv_err *err);
+
 /* Unmap every chunk of slot s (after the allocator freed or swapped it out). */
 kv_status kvg_pool_release(kvg_pool *p, kv_seq_id s, kv_err *err);
 

@@ -16,8 +16,10 @@ struct kvg_pool {
     uint64_t row_bytes, token_bytes;
     /* arena */
     void *arena;
-    /* block tables: max_seqs x max_blocks on the device */
+    /* block tables: max_seqs x max_blocks on the device, a host mirror written by TABLE effects
+     * and the entries [dirty_lo, dirty_hi) of each sequence written since the last flush */
     uint32_t *tables;
+    uint32_t *mirror, *dirty_lo, *dirty_hi, *dirty, n_dirty;
     uint32_t max_blocks;
     /* VMM */
     CUmemGenericAllocationHandle *chunks;
@@ -118,6 +120,13 @@ kv_status kvg_pool_create(const kv_alloc *a, kvg_pool **out, kv_err *err)
             if (e != cudaSuccess)
                 st = kv_errorf(err, KV_ERR_NOMEM, "cudaMalloc of block tables: %s",
                                cudaGetErrorString(e));
+            size_t n = (size_t)p->cfg.max_seqs * p->max_blocks;
+            p->mirror = (uint32_t *)malloc(n * sizeof *p->mirror);
+            p->dirty_lo = (uint32_t *)malloc(p->cfg.max_seqs * sizeof *p->dirty_lo);
+            p->dirty_hi = (uint32_t *)calloc(p->cfg.max_seqs, sizeof *p->dirty_hi);
+            p->dirty = (uint32_t *)malloc(p->cfg.max_seqs * sizeof *p->dirty);
+            if (st == KV_OK && (!p->mirror || !p->dirty_lo || !p->dirty_hi || !p->dirty))
+                st = kv_errorf(err, KV_ERR_NOMEM, "kvgpu: out of host memory");
         }
     }
     if (st == KV_OK)
@@ -146,6 +155,10 @@ void kvg_pool_destroy(kvg_pool **pp)
             cuMemRelease(p->chunks[i]);
     cudaFree(p->arena);
     cudaFree(p->tables);
+    free(p->mirror);
+    free(p->dirty_lo);
+    free(p->dirty_hi);
+    free(p->dirty);
     free(p->chunks);
     free(p->mapped);
     free(p);
@@ -290,4 +303,112 @@ uint64_t kvg_host_desc(const kv_alloc *a, kv_seq_id s, uint64_t host_base, kvg_s
         d->token_stride = tb;
     }
     return (uint64_t)pl.n_tokens * tb;
+}
+
+/* ------------------------------------------------------------------- effects applied --- */
+
+static kv_status table_write(kvg_pool *p, kv_seq_id s, uint32_t i, uint32_t b, kv_err *err)
+{
+    if (p->mirror == NULL || s >= p->cfg.max_seqs || i >= p->max_blocks)
+        return kv_errorf(err, KV_CORRUPT, "kvgpu: table entry %u of sequence %u out of range", i,
+                         s);
+    p->mirror[(size_t)s * p->max_blocks + i] = b == KV_FX_NO_UNIT ? KV_BLOCK_NONE : b;
+    if (p->dirty_hi[s] == 0) { /* clean until now */
+        p->dirty[p->n_dirty++] = s;
+        p->dirty_lo[s] = i;
+        p->dirty_hi[s] = i + 1;
+    } else {
+        p->dirty_lo[s] = i < p->dirty_lo[s] ? i : p->dirty_lo[s];
+        p->dirty_hi[s] = i + 1 > p->dirty_hi[s] ? i + 1 : p->dirty_hi[s];
+    }
+    return KV_OK;
+}
+
+kv_status kvg_pool_apply(kvg_pool *p, const kv_effect *e, kv_err *err)
+{
+    switch ((kv_effect_kind)e->kind) {
+    case KV_FX_MAP:
+        if (p->va == 0)
+            return kv_errorf(err, KV_CORRUPT, "kvgpu: a chunk map on a pool without chunks");
+        return map_place(p, e->seq, e->series, e->index, e->dst, err);
+    case KV_FX_UNMAP:
+        if (p->va == 0)
+            return kv_errorf(err, KV_CORRUPT, "kvgpu: a chunk unmap on a pool without chunks");
+        return unmap_place(p, e->seq, e->series, e->index, err);
+    case KV_FX_TABLE: return table_write(p, e->seq, e->index, e->dst, err);
+    case KV_FX_DROP: /* the window left a block: its entry is gone; an eviction moves nothing */
+        return e->cause == KV_CAUSE_WINDOW ? table_write(p, e->seq, e->index, KV_FX_NO_UNIT, err)
+                                           : KV_OK;
+    case KV_FX_COPY:
+    case KV_FX_TRANSFER:
+    case KV_FX_N_KINDS: break;
+    }
+    return KV_OK; /* copies and transfers are the caller's (they need streams and the host tier) */
+}
+
+kv_status kvg_pool_flush(kvg_pool *p, kv_err *err)
+{
+    for (uint32_t k = 0; k < p->n_dirty; k++) {
+        kv_seq_id s = p->dirty[k];
+        size_t at = (size_t)s * p->max_blocks + p->dirty_lo[s];
+        CUDA_TRY(cudaMemcpyAsync(p->tables + at, p->mirror + at,
+                                 (p->dirty_hi[s] - p->dirty_lo[s]) * sizeof *p->tables,
+                                 cudaMemcpyHostToDevice));
+        p->dirty_hi[s] = 0;
+    }
+    p->n_dirty = 0;
+    return KV_OK;
+}
+
+const uint32_t *kvg_pool_table(const kvg_pool *p, kv_seq_id s)
+{
+    return p->tables ? p->tables + (size_t)s * p->max_blocks : NULL;
+}
+
+const uint32_t *kvg_pool_mirror(const kvg_pool *p, kv_seq_id s)
+{
+    return p->mirror ? p->mirror + (size_t)s * p->max_blocks : NULL;
+}
+
+kv_status kvg_pool_describe(const kvg_pool *p, const kv_alloc *a, kv_seq_id s, kvg_seqdesc *d,
+                            kv_err *err)
+{
+    kv_placement pl;
+    kv_status st = kv_alloc_placement(a, s, &pl);
+    if (st != KV_OK)
+        return kv_errorf(err, st, "kvgpu: no placement for sequence %u", s);
+    memset(d, 0, sizeof *d);
+    d->n_tokens = pl.n_tokens;
+    switch (pl.kind) {
+    case KV_PLACE_EXTENT:
+        d->base = (uint64_t)(uintptr_t)p->arena + pl.offset_bytes;
+        d->unit_tokens = KVG_EXTENT_UNIT;
+        d->tensor_stride = p->row_bytes;
+        d->token_stride = p->token_bytes;
+        return KV_OK;
+    case KV_PLACE_BLOCKS:
+        if (pl.n_blocks > p->max_blocks)
+            return kv_errorf(err, KV_CORRUPT, "kvgpu: %u blocks, table holds %u", pl.n_blocks,
+                             p->max_blocks);
+        d->base = (uint64_t)(uintptr_t)p->arena;
+        d->table = kvg_pool_table(p, s);
+        d->unit_tokens = pl.block_tokens;
+        d->unit_bytes = pl.block_bytes;
+        d->tensor_stride = (uint64_t)pl.block_tokens * p->row_bytes;
+        d->token_stride = p->row_bytes;
+        return KV_OK;
+    case KV_PLACE_CHUNKS:
+        d->base = place_va(p, s, 0, 0);
+        d->unit_tokens = pl.chunk_tokens;
+        d->unit_bytes = pl.chunk_bytes;
+        if (pl.n_chunk_tensors == 1) { /* fused: token-major */
+            d->tensor_stride = p->row_bytes;
+            d->token_stride = p->token_bytes;
+        } else {
+            d->tensor_stride = (uint64_t)p->stride * pl.chunk_bytes;
+            d->token_stride = p->row_bytes;
+        }
+        return KV_OK;
+    }
+    return kv_errorf(err, KV_CORRUPT, "kvgpu: unknown placement kind");
 }

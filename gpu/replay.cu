@@ -47,9 +47,7 @@ struct gpu_replay {
     uint32_t nt = 0, n_qh = 0, q_per_kv = 4, attn_layers = 1, max_tokens = 0;
     std::vector<kvg_seqdesc> descs; /* by sequence id */
     kvg_seqdesc *descs_d = nullptr;
-    /* before an append: the old placement, to see moves and copy-on-write */
-    kv_placement before;
-    std::vector<uint32_t> before_table;
+    std::vector<uint32_t> xfer_ids; /* a swap's block ids by table index */
     /* host tier: a byte placer (a contiguous allocator of 256-byte units) over pinned memory */
     kv_alloc *host_placer = nullptr;
     void *host = nullptr;
@@ -91,21 +89,80 @@ static void fail(kv_status st)
 
 /* ------------------------------------------------------------------- the decisions --- */
 
-static void sync_seq(kv_seq_id s)
+static void cuda_ok(cudaError_t ce, const char *what)
 {
-    if (R.st == KV_OK)
-        fail(kvg_pool_sync(R.pool, R.a, s, &R.descs[s], &R.err));
+    if (ce != cudaSuccess)
+        fail(kv_errorf(&R.err, KV_ERR_INPUT, "kvgpu: %s: %s", what, cudaGetErrorString(ce)));
 }
 
-static void swap(kv_seq_id s, bool out)
+/* The host-tier layout of a sequence of n_tokens tokens (n_blocks table entries for blocks) at
+ * host_base: the device layout without a table (kvgpu.h, "Host tier"). Returns its bytes. */
+static uint64_t host_desc(kv_effect_at at, uint32_t n_tokens, uint32_t n_blocks,
+                          uint64_t host_base, kvg_seqdesc *d)
 {
-    kv_placement pl;
-    kv_alloc_placement(R.a, s, &pl);
+    const kv_alloc_config *ac = kv_alloc_config_of(R.a);
+    uint64_t tb = kv_alloc_token_bytes(R.a), rb = R.f.row_bytes;
+    *d = kvg_seqdesc{};
+    d->base = host_base;
+    d->n_tokens = n_tokens;
+    if (at == KV_AT_BLOCK) { /* blocks one after another, same inner layout */
+        d->unit_tokens = ac->paged.block_tokens;
+        d->unit_bytes = (uint64_t)ac->paged.block_tokens * tb;
+        d->tensor_stride = (uint64_t)ac->paged.block_tokens * rb;
+        d->token_stride = rb;
+        return (uint64_t)n_blocks * d->unit_bytes;
+    }
+    d->unit_tokens = KVG_EXTENT_UNIT;
+    if (at == KV_AT_RANGE && ac->chunk.layout == KV_CHUNK_PER_LAYER) { /* tensor after tensor */
+        d->tensor_stride = (uint64_t)n_tokens * rb;
+        d->token_stride = rb;
+    } else { /* token-major */
+        d->tensor_stride = rb;
+        d->token_stride = tb;
+    }
+    return (uint64_t)n_tokens * tb;
+}
+
+/* Apply the transfers fx[0 .. n) of one swap of sequence s: one kvg_swap, the device side
+ * described by the effects (blocks by id and table index, an extent by offset, a virtual
+ * range by slot), the host side placed by the host tier's placer. */
+static void transfer(kv_seq_id s, const kv_effect *fx, uint32_t n)
+{
+    bool out = fx[0].cause == KV_CAUSE_SWAP_OUT;
+    kv_effect_at at = (kv_effect_at)fx[0].at;
+    uint32_t n_tokens = at == KV_AT_BLOCK ? kv_alloc_seq_tokens(R.a, s) : fx[0].n_tokens;
+    kvg_seqdesc dev = kvg_seqdesc{};
+    std::vector<uint32_t> &ids = R.xfer_ids;
+    ids.clear();
+    if (at == KV_AT_BLOCK) {
+        uint32_t bt = kv_alloc_config_of(R.a)->paged.block_tokens;
+        ids.assign((n_tokens + bt - 1) / bt, KV_BLOCK_NONE);
+        for (uint32_t k = 0; k < n; k++)
+            ids[fx[k].index] = out ? fx[k].src : fx[k].dst;
+        dev.base = kvg_pool_arena(R.pool);
+        dev.table = kvg_pool_table(R.pool, s); /* swap-in: flushed before this call */
+        dev.unit_tokens = bt;
+        dev.unit_bytes = (uint64_t)bt * kv_alloc_token_bytes(R.a);
+        dev.tensor_stride = (uint64_t)bt * R.f.row_bytes;
+        dev.token_stride = R.f.row_bytes;
+    } else if (at == KV_AT_EXTENT) {
+        dev.base = kvg_pool_arena(R.pool) + (out ? fx[0].src_offset_bytes : fx[0].dst_offset_bytes);
+        dev.unit_tokens = KVG_EXTENT_UNIT;
+        dev.tensor_stride = R.f.row_bytes;
+        dev.token_stride = kv_alloc_token_bytes(R.a);
+    } else if (out) { /* the slot's virtual range, still mapped: the unmaps come after */
+        dev = R.descs[s];
+    } else { /* mapped again by the maps before this transfer */
+        fail(kvg_pool_describe(R.pool, R.a, s, &dev, &R.err));
+        if (R.st != KV_OK)
+            return;
+    }
+    dev.n_tokens = n_tokens;
     kvg_seqdesc h;
-    uint64_t bytes = kvg_host_desc(R.a, s, 0, &h);
+    uint64_t bytes = host_desc(at, n_tokens, (uint32_t)ids.size(), 0, &h);
     if (out) {
-        kv_admit_req req = {(uint32_t)((bytes + 255) / 256), (uint32_t)((bytes + 255) / 256),
-                            NULL, 0};
+        uint32_t units = (uint32_t)((bytes + 255) / 256);
+        kv_admit_req req = {units, units, NULL, 0};
         if (kv_alloc_admit(R.host_placer, &req, &R.host_slot[s], NULL) != KV_OK) {
             fail(kv_errorf(&R.err, KV_ERR_INPUT, "kvgpu: host tier full for %llu bytes",
                            (unsigned long long)bytes));
@@ -114,86 +171,90 @@ static void swap(kv_seq_id s, bool out)
     }
     kv_placement hp;
     kv_alloc_placement(R.host_placer, R.host_slot[s], &hp);
-    kvg_host_desc(R.a, s, (uint64_t)(uintptr_t)R.host + hp.offset_bytes, &h);
+    host_desc(at, n_tokens, (uint32_t)ids.size(), (uint64_t)(uintptr_t)R.host + hp.offset_bytes,
+              &h);
     kvg_swap_result res;
-    fail(kvg_swap(R.swapper, R.swap_batched ? KVG_SWAP_BATCHED : KVG_SWAP_PER_COPY, out, &R.descs[s],
-                  pl.kind == KV_PLACE_BLOCKS ? pl.block_table : NULL, &h, R.nt, R.f.row_bytes, &res,
-                  &R.err));
+    fail(kvg_swap(R.swapper, R.swap_batched ? KVG_SWAP_BATCHED : KVG_SWAP_PER_COPY, out, &dev,
+                  at == KV_AT_BLOCK ? ids.data() : NULL, &h, R.nt, R.f.row_bytes, &res, &R.err));
     R.step_swap_s += res.seconds;
     R.step_swap_bytes += res.bytes;
     R.swap_s += res.seconds;
     R.swap_bytes += res.bytes;
     R.n_swaps++;
-    if (!out)
+    if (!out) {
         kv_alloc_free(R.host_placer, R.host_slot[s]);
+        R.host_slot[s] = KV_SEQ_NONE;
+    }
 }
 
+/* Apply one device-to-device copy. */
+static void copy(const kv_effect *e)
+{
+    uint64_t arena = kvg_pool_arena(R.pool);
+    switch ((kv_effect_at)e->at) {
+    case KV_AT_BLOCK: { /* copy-on-write, or a fork's own copy: the whole block, every tensor */
+        uint64_t bb = (uint64_t)kv_alloc_config_of(R.a)->paged.block_tokens *
+                      kv_alloc_token_bytes(R.a);
+        cuda_ok(cudaMemcpyAsync((void *)(arena + (uint64_t)e->dst * bb),
+                                (void *)(arena + (uint64_t)e->src * bb), bb,
+                                cudaMemcpyDeviceToDevice),
+                "block copy");
+        break;
+    }
+    case KV_AT_EXTENT: /* token-major: the first n_tokens slots are one run of bytes */
+        cuda_ok(cudaMemcpyAsync((void *)(arena + e->dst_offset_bytes),
+                                (void *)(arena + e->src_offset_bytes),
+                                (uint64_t)e->n_tokens * kv_alloc_token_bytes(R.a),
+                                cudaMemcpyDeviceToDevice),
+                "extent copy");
+        break;
+    case KV_AT_RANGE: { /* a fork on chunks: the child's range is mapped by now */
+        kvg_seqdesc from = R.descs[e->src_seq], to;
+        fail(kvg_pool_describe(R.pool, R.a, e->seq, &to, &R.err));
+        from.n_tokens = e->n_tokens;
+        if (R.st == KV_OK)
+            fail(kvg_copy_rows(&from, &to, R.nt, R.f.row_bytes, &R.err));
+        break;
+    }
+    }
+}
+
+/* Every operation's effects, in their order: maps, unmaps and table writes through the pool,
+ * copies on the device, transfers through the swap engine; then the sequence's descriptor. */
 static void on_op(void *ctx, const kv_alloc *a, const kv_op_record *r)
 {
     (void)ctx;
     if (R.log)
         kv_decision_log_write(R.log, a, r);
-    if (R.st != KV_OK)
+    if (R.st != KV_OK || r->status != KV_OK)
         return;
-    if (r->before) {
-        if (r->op == KV_OP_SWAP_OUT) {
-            swap(r->seq, true);
-        } else if (r->op == KV_OP_APPEND) {
-            kv_alloc_placement(a, r->seq, &R.before);
-            if (R.before.kind == KV_PLACE_BLOCKS)
-                R.before_table.assign(R.before.block_table,
-                                      R.before.block_table + R.before.n_blocks);
+    for (uint32_t i = 0; i < r->n_effects && R.st == KV_OK;) {
+        const kv_effect *e = &r->effects[i];
+        if (e->kind == KV_FX_TRANSFER) { /* the run of transfers of one sequence is one swap */
+            uint32_t n = 1;
+            while (i + n < r->n_effects && r->effects[i + n].kind == KV_FX_TRANSFER &&
+                   r->effects[i + n].seq == e->seq)
+                n++;
+            fail(kvg_pool_flush(R.pool, &R.err));
+            if (R.st == KV_OK)
+                transfer(e->seq, e, n);
+            i += n;
+            continue;
         }
-        return;
+        if (e->kind == KV_FX_COPY)
+            copy(e);
+        else
+            fail(kvg_pool_apply(R.pool, e, &R.err));
+        i++;
     }
-    if (r->status != KV_OK)
-        return;
-    switch (r->op) {
-    case KV_OP_ADMIT: sync_seq(r->seq); break;
-    case KV_OP_SWAP_IN:
-        sync_seq(r->seq);
-        if (R.st == KV_OK)
-            swap(r->seq, false);
-        break;
-    case KV_OP_FREE:
-    case KV_OP_SWAP_OUT: fail(kvg_pool_release(R.pool, r->seq, &R.err)); break;
-    case KV_OP_FORK: {
-        sync_seq(r->seq);
-        kv_placement pl;
-        kv_alloc_placement(a, r->seq, &pl);
-        if (R.st == KV_OK && pl.kind != KV_PLACE_BLOCKS) { /* nothing shared: copy */
-            kvg_seqdesc from = R.descs[r->parent];
-            fail(kvg_copy_rows(&from, &R.descs[r->seq], R.nt, R.f.row_bytes, &R.err));
-        }
-        break;
+    if (R.st == KV_OK)
+        fail(kvg_pool_flush(R.pool, &R.err));
+    if (r->op == KV_OP_FREE && R.host_slot[r->seq] != KV_SEQ_NONE) { /* freed while swapped */
+        kv_alloc_free(R.host_placer, R.host_slot[r->seq]);
+        R.host_slot[r->seq] = KV_SEQ_NONE;
     }
-    case KV_OP_APPEND: {
-        kvg_seqdesc old = R.descs[r->seq];
-        sync_seq(r->seq);
-        kv_placement pl;
-        kv_alloc_placement(a, r->seq, &pl);
-        if (R.st != KV_OK)
-            break;
-        if (pl.kind == KV_PLACE_EXTENT && pl.offset_bytes != R.before.offset_bytes) {
-            old.n_tokens = R.before.n_tokens; /* the extent moved: its rows follow */
-            fail(kvg_copy_rows(&old, &R.descs[r->seq], R.nt, R.f.row_bytes, &R.err));
-        } else if (pl.kind == KV_PLACE_BLOCKS) {
-            for (uint32_t i = 0; i < R.before.n_blocks && i < pl.n_blocks; i++)
-                if (pl.block_table[i] != R.before_table[i] && R.before_table[i] != KV_BLOCK_NONE &&
-                    pl.block_table[i] != KV_BLOCK_NONE) { /* copy-on-write */
-                    uint64_t base = kvg_pool_arena(R.pool);
-                    cudaError_t ce = cudaMemcpyAsync(
-                        (void *)(base + (uint64_t)pl.block_table[i] * pl.block_bytes),
-                        (void *)(base + (uint64_t)R.before_table[i] * pl.block_bytes),
-                        pl.block_bytes, cudaMemcpyDeviceToDevice);
-                    if (ce != cudaSuccess)
-                        fail(kv_errorf(&R.err, KV_ERR_INPUT, "kvgpu: copy-on-write: %s",
-                                       cudaGetErrorString(ce)));
-                }
-        }
-        break;
-    }
-    }
+    if (R.st == KV_OK && kv_alloc_seq_state(a, r->seq) == KV_SEQ_RESIDENT)
+        fail(kvg_pool_describe(R.pool, a, r->seq, &R.descs[r->seq], &R.err));
 }
 
 /* ------------------------------------------------------------------------ the steps --- */

@@ -57,8 +57,6 @@ static uint64_t fnv1a(const uint32_t *ids, uint32_t n_series, uint32_t stride, u
 
 void kv_decision_log_write(kv_decision_log *l, const kv_alloc *a, const kv_op_record *r)
 {
-    if (r->before)
-        return;
     fprintf(l->f, "%llu %s seq=%u", (unsigned long long)l->n++, kv_op_name(r->op), r->seq);
     if (r->op == KV_OP_FORK)
         fprintf(l->f, " parent=%u", r->parent);
@@ -81,6 +79,10 @@ void kv_decision_log_write(kv_decision_log *l, const kv_alloc *a, const kv_op_re
                                               p.n_chunks));
             break;
         }
+    }
+    for (uint32_t i = 0; i < r->n_effects; i++) {
+        fputs(i == 0 ? " | " : "; ", l->f);
+        kv_effect_fprint(l->f, &r->effects[i]);
     }
     fputc('\n', l->f);
 }

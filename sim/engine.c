@@ -47,6 +47,9 @@ typedef struct chunk {
 } chunk;
 
 struct kv_engine {
+    kv_effect_totals fx; /* what this step's allocator operations required of memory */
+    kv_op_listener user_listener; /* kv_engine_set_listener: told after the engine */
+    void *user_ctx;
     kv_engine_config ec;
     kv_alloc *a;
     kv_executor ex;
@@ -365,13 +368,16 @@ static uint32_t swap_seqs(kv_engine *e, const req *q, bool out, uint64_t *bytes,
 {
     uint32_t k = 0;
     for (; k < q->n_seqs; k++) {
-        kv_swap_stats sw;
-        kv_status st = out ? kv_alloc_swap_out(e->a, q->seqs[k], &sw)
-                           : kv_alloc_swap_in(e->a, q->seqs[k], &sw);
+        kv_status st = out ? kv_alloc_swap_out(e->a, q->seqs[k], NULL)
+                           : kv_alloc_swap_in(e->a, q->seqs[k], NULL);
         if (st != KV_OK)
             break;
-        *bytes += sw.bytes;
-        *copies += sw.n_copies;
+        uint32_t n_fx;
+        const kv_effect *fx = kv_alloc_effects(e->a, &n_fx);
+        kv_effect_totals t = {0};
+        kv_effects_add_totals(fx, n_fx, &t);
+        *bytes += out ? t.swap_out_bytes : t.swap_in_bytes;
+        *copies += out ? t.swap_out_copies : t.swap_in_copies;
     }
     return k;
 }
@@ -682,7 +688,7 @@ static kv_status step(kv_engine *e, kv_observer *obs, kv_err *err)
     memset(&e->work, 0, sizeof e->work);
     e->n_chunks = e->n_decodes = 0;
     e->preempted_in_step = 0;
-    kv_alloc_stats a0 = *kv_alloc_stats_of(e->a);
+    memset(&e->fx, 0, sizeof e->fx);
     uint32_t budget = e->ec.max_num_batched_tokens;
     kv_status st = KV_OK;
 
@@ -707,10 +713,11 @@ static kv_status step(kv_engine *e, kv_observer *obs, kv_err *err)
         return st;
     tally_work(e);
 
-    const kv_alloc_stats *a1 = kv_alloc_stats_of(e->a);
-    e->work.n_maps = a1->n_maps - a0.n_maps;
-    e->work.n_unmaps = a1->n_unmaps - a0.n_unmaps;
-    e->work.copy_bytes = a1->copy_bytes - a0.copy_bytes;
+    /* Maps, unmaps and device copies are priced from the step's effects; swaps were priced
+     * above, per request moved. */
+    e->work.n_maps = e->fx.n_maps;
+    e->work.n_unmaps = e->fx.n_unmaps;
+    e->work.copy_bytes = e->fx.copy_bytes;
     kv_step_time t = {0};
     if (e->n_chunks + e->n_decodes > 0 || e->work.swap_out_bytes || e->work.n_unmaps)
         t = e->ex.step(e->ex.ctx, &e->work);
@@ -904,6 +911,16 @@ static kv_status try_jump(kv_engine *e, kv_observer *obs, uint64_t *jumped, kv_e
     return st;
 }
 
+/* The engine listens to its allocator: every operation's effects go into the step's totals,
+ * then to the user's listener (kvgpu, the decision log). */
+static void on_op(void *ctx, const kv_alloc *a, const kv_op_record *r)
+{
+    kv_engine *e = ctx;
+    kv_effects_add_totals(r->effects, r->n_effects, &e->fx);
+    if (e->user_listener)
+        e->user_listener(e->user_ctx, a, r);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 void kv_engine_config_default(kv_engine_config *c)
@@ -936,6 +953,8 @@ kv_status kv_engine_create(const kv_engine_config *ec, const kv_alloc_config *ac
     c.max_seq_tokens = ec->max_model_len;
     c.max_seqs = 2 * ec->max_num_seqs + 1024; /* running, swapped, and forks in flight */
     kv_status st = kv_alloc_create(&c, &e->a, err);
+    if (st == KV_OK)
+        kv_alloc_set_listener(e->a, on_op, e);
     e->running = malloc(c.max_seqs * sizeof *e->running);
     e->decodes = malloc(c.max_seqs * sizeof *e->decodes);
     e->chunks = malloc(c.max_seqs * sizeof *e->chunks);
@@ -1050,7 +1069,8 @@ double kv_engine_now(const kv_engine *e)
 
 void kv_engine_set_listener(kv_engine *e, kv_op_listener fn, void *ctx)
 {
-    kv_alloc_set_listener(e->a, fn, ctx);
+    e->user_listener = fn;
+    e->user_ctx = ctx;
 }
 
 const kv_engine_config *kv_engine_config_of(const kv_engine *e)

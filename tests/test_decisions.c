@@ -11,11 +11,12 @@ static void count_ops(const char *path, uint64_t counts[6], uint64_t *lines)
     static const char *const ops[] = {"admit", "append", "fork", "free", "swap-out", "swap-in"};
     FILE *f = fopen(path, "r");
     assert_non_null(f);
-    char line[512], op[32];
+    char *line = NULL, op[32];
+    size_t cap = 0;
     unsigned long long n;
     *lines = 0;
     memset(counts, 0, 6 * sizeof counts[0]);
-    while (fgets(line, sizeof line, f)) {
+    while (getline(&line, &cap, f) > 0) {
         assert_int_equal(sscanf(line, "%llu %31s", &n, op), 2);
         assert_int_equal(n, *lines); /* numbered in order */
         (*lines)++;
@@ -27,7 +28,10 @@ static void count_ops(const char *path, uint64_t counts[6], uint64_t *lines)
         if (strstr(line, "-> ok") && k != 3 && k != 4) /* resident after: a placement */
             assert_true(strstr(line, " extent off=") || strstr(line, " blocks ") ||
                         strstr(line, " chunks "));
+        if (strstr(line, "-> ok") && (k == 4 || k == 5)) /* a swap moves bytes between tiers */
+            assert_non_null(strstr(line, k == 4 ? "| xfer:swap-out" : "xfer:swap-in"));
     }
+    free(line);
     fclose(f);
 }
 

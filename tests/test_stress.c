@@ -7,7 +7,11 @@
  * sum to the pool), the returned status is one the contract allows, a failed operation changed
  * nothing a shadow copy tracks, and tokens match the shadow. Every 16 operations the breakdown
  * is also taken against a random waiting request.
+ * The effects variants (test_effects_*) run a tenth of the operations with a shadow image of
+ * memory (test_image.h) driven only by each operation's effects: every resident sequence must
+ * read back its own tokens after every operation.
  */
+#include "test_image.h"
 #include "test_util.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -88,6 +92,14 @@ static uint32_t make_content(t_rng *r, uint64_t *content, uint32_t n_blocks, uin
     return n_blocks;
 }
 
+/* Apply the effects of the operation just made to the image. */
+static void apply_last(image *img, const kv_alloc *a)
+{
+    uint32_t n;
+    const kv_effect *fx = kv_alloc_effects(a, &n);
+    img_apply(img, a, fx, n);
+}
+
 /* Fail unless got is KV_OK or one of the two outcomes the contract allows for op. */
 static void expect(kv_status got, kv_status a, kv_status b, const char *op, uint64_t step)
 {
@@ -95,9 +107,12 @@ static void expect(kv_status got, kv_status a, kv_status b, const char *op, uint
         fail_msg("step %llu: %s returned %s", (unsigned long long)step, op, kv_status_str(got));
 }
 
-static void run_variant(const variant *v, uint64_t n_ops, uint64_t seed)
+static void run_variant(const variant *v, uint64_t n_ops, uint64_t seed, bool with_image)
 {
     kv_alloc *a = t_create(&v->cfg);
+    image img_store, *img = with_image ? &img_store : NULL;
+    if (img)
+        img_init(img, a);
     t_rng r = {seed};
     shadow sh = {.n = 0};
     uint64_t content[MAX_TOKENS], unique = 1000000;
@@ -118,7 +133,13 @@ static void run_variant(const variant *v, uint64_t n_ops, uint64_t seed)
                 req.block_content = content;
             bool can = kv_alloc_can_admit(a, &req);
             kv_seq_id id;
-            st = kv_alloc_admit(a, &req, &id, NULL);
+            uint32_t cached = 0;
+            st = kv_alloc_admit(a, &req, &id, &cached);
+            if (img && st == KV_OK) {
+                img_tag(img, id, 0, prompt, req.block_content, req.n_block_content, bt);
+                apply_last(img, a);
+                img_write(img, a, id, cached, prompt);
+            }
             expect(st, KV_NO_SPACE, KV_TOO_LARGE, "admit", step);
             if (can && st != KV_OK)
                 fail_msg("step %llu: can_admit said yes, admit said %s", (unsigned long long)step,
@@ -137,6 +158,11 @@ static void run_variant(const variant *v, uint64_t n_ops, uint64_t seed)
                 continue;
             st = kv_alloc_append(a, s, n);
             expect(st, KV_NO_SPACE, KV_NO_SPACE, "append", step);
+            if (img && st == KV_OK) {
+                img_tag(img, s, sh.tokens[pick], sh.tokens[pick] + n, NULL, 0, 0);
+                apply_last(img, a);
+                img_write(img, a, s, sh.tokens[pick], sh.tokens[pick] + n);
+            }
             if (st == KV_OK) {
                 sh.tokens[pick] += n;
                 n_ok[1]++;
@@ -148,6 +174,11 @@ static void run_variant(const variant *v, uint64_t n_ops, uint64_t seed)
             kv_seq_id ch;
             st = kv_alloc_fork(a, s, final > MAX_TOKENS ? MAX_TOKENS : final, &ch);
             expect(st, KV_NO_SPACE, KV_NO_SPACE, "fork", step);
+            if (img && st == KV_OK) {
+                memcpy(img_expect(img, ch), img_expect(img, s),
+                       sh.tokens[pick] * sizeof *img->expect);
+                apply_last(img, a);
+            }
             if (st == KV_OK) {
                 sh.ids[sh.n] = ch;
                 sh.tokens[sh.n++] = sh.tokens[pick];
@@ -155,6 +186,8 @@ static void run_variant(const variant *v, uint64_t n_ops, uint64_t seed)
             }
         } else if (op < 88) { /* free */
             assert_int_equal(kv_alloc_free(a, s), KV_OK);
+            if (img)
+                apply_last(img, a);
             sh.ids[pick] = sh.ids[--sh.n];
             sh.tokens[pick] = sh.tokens[sh.n];
             n_ok[3]++;
@@ -163,12 +196,16 @@ static void run_variant(const variant *v, uint64_t n_ops, uint64_t seed)
                 continue;
             st = kv_alloc_swap_out(a, s, NULL);
             expect(st, KV_NO_SPACE, KV_NO_SPACE, "swap_out", step);
+            if (img)
+                apply_last(img, a);
             n_ok[4] += st == KV_OK;
         } else { /* swap in */
             if (kv_alloc_seq_state(a, s) != KV_SEQ_SWAPPED)
                 continue;
             st = kv_alloc_swap_in(a, s, NULL);
             expect(st, KV_NO_SPACE, KV_NO_SPACE, "swap_in", step);
+            if (img)
+                apply_last(img, a);
             n_ok[5] += st == KV_OK;
         }
         kv_err e = {{0}};
@@ -180,6 +217,8 @@ static void run_variant(const variant *v, uint64_t n_ops, uint64_t seed)
                 fail_msg("%s step %llu: seq %u has %u tokens, expected %u", v->name,
                          (unsigned long long)step, sh.ids[i], kv_alloc_seq_tokens(a, sh.ids[i]),
                          sh.tokens[i]);
+        if (img)
+            img_verify(img, a, sh.ids, sh.n, v->name, step);
         if (step % 16 == 0) {
             uint32_t p = t_range(&r, 1, 120);
             kv_admit_req w = {.prompt_tokens = p, .final_tokens = p + t_range(&r, 0, 100)};
@@ -220,6 +259,8 @@ static void run_variant(const variant *v, uint64_t n_ops, uint64_t seed)
     kv_mem_breakdown b = t_breakdown(a, NULL);
     assert_int_equal(b.token_bytes + b.reserved_bytes + b.internal_frag_bytes, 0);
     T_CHECK(a);
+    if (img)
+        img_fini(img);
     kv_alloc_destroy(&a);
 }
 
@@ -230,7 +271,13 @@ static void run_variant(const variant *v, uint64_t n_ops, uint64_t seed)
     {                                                                                              \
         (void)state;                                                                               \
         variant v = {label, cfg_expr};                                                             \
-        run_variant(&v, t_stress_ops(), 0x5eed0000u + __LINE__);                                   \
+        run_variant(&v, t_stress_ops(), 0x5eed0000u + __LINE__, false);                            \
+    }                                                                                              \
+    static void fn##_effects(void **state)                                                         \
+    {                                                                                              \
+        (void)state;                                                                               \
+        variant v = {label " (effects)", cfg_expr};                                                \
+        run_variant(&v, t_stress_ops() / 10, 0xeffe0000u + __LINE__, true);                       \
     }
 
 VARIANT_TEST(test_stress_contiguous_max_first_fit, "contiguous max first-fit",
@@ -270,6 +317,18 @@ int main(void)
         cmocka_unit_test(test_stress_compressed_int4_prefix_cache),
         cmocka_unit_test(test_stress_compressed_window),
         cmocka_unit_test(test_stress_compressed_budget),
+        cmocka_unit_test(test_stress_contiguous_max_first_fit_effects),
+        cmocka_unit_test(test_stress_contiguous_pow2_best_fit_effects),
+        cmocka_unit_test(test_stress_contiguous_oracle_first_fit_effects),
+        cmocka_unit_test(test_stress_contiguous_grow_buddy_effects),
+        cmocka_unit_test(test_stress_contiguous_grow_best_fit_effects),
+        cmocka_unit_test(test_stress_chunk_pool_per_layer_effects),
+        cmocka_unit_test(test_stress_chunk_pool_fused_effects),
+        cmocka_unit_test(test_stress_paged_prefix_cache_effects),
+        cmocka_unit_test(test_stress_paged_no_prefix_cache_effects),
+        cmocka_unit_test(test_stress_compressed_int4_prefix_cache_effects),
+        cmocka_unit_test(test_stress_compressed_window_effects),
+        cmocka_unit_test(test_stress_compressed_budget_effects),
     };
     return cmocka_run_group_tests_name("stress", tests, NULL, NULL);
 }

@@ -191,6 +191,23 @@ static kv_status check_req(const kv_alloc *a, const kv_admit_req *req)
 
 /* ------------------------------------------------------------------ create, destroy --- */
 
+/* The most effects one operation can emit. Blocks: an admission, append, copying fork or
+ * swap-in touches each table entry at most three times (drop or copy, table write, eviction of
+ * the cached block it takes); chunks: a map or unmap per chunk of every series and one copy or
+ * transfer; an extent: a copy or a transfer. Not counted in metadata_bytes: it is scratch, as
+ * the checkers' arrays are. */
+static uint32_t fx_bound(const kv_alloc *a)
+{
+    switch (a->cfg.strategy) {
+    case KV_CONTIGUOUS: return 8;
+    case KV_CHUNK_POOL: return a->u.chunk.stride * a->u.chunk.n_tensors + 8;
+    case KV_PAGED:
+    case KV_COMPRESSED: return 3 * a->u.paged.stride + 8;
+    case KV_N_STRATEGIES: break;
+    }
+    return 8;
+}
+
 kv_status kv_alloc_create(const kv_alloc_config *c, kv_alloc **out, kv_err *err)
 {
     *out = NULL;
@@ -224,6 +241,14 @@ kv_status kv_alloc_create(const kv_alloc_config *c, kv_alloc **out, kv_err *err)
     case KV_COMPRESSED: st = kv_compressed_init(a, err); break;
     case KV_N_STRATEGIES: st = KV_ERR_INPUT; break;
     }
+    if (st == KV_OK) {
+        a->fx_cap = fx_bound(a);
+        a->fx = malloc((size_t)a->fx_cap * sizeof *a->fx);
+        if (a->fx == NULL) {
+            kv_alloc_destroy(&a);
+            return kv_errorf(err, KV_ERR_NOMEM, "allocator: out of host memory for effects");
+        }
+    }
     if (st != KV_OK) {
         free(a->seqs);
         free(a->live);
@@ -248,6 +273,7 @@ void kv_alloc_destroy(kv_alloc **ap)
     }
     free(a->seqs);
     free(a->live);
+    free(a->fx);
     free(a);
     *ap = NULL;
 }
@@ -531,72 +557,73 @@ void kv_alloc_set_listener(kv_alloc *a, kv_op_listener fn, void *ctx)
     a->listener_ctx = ctx;
 }
 
-static void tell(kv_alloc *a, kv_op op, bool before, kv_seq_id seq, kv_seq_id parent,
-                 uint32_t tokens, kv_status st)
+/* Close an operation: a failed one leaves no effects; tell the listener. */
+static kv_status done(kv_alloc *a, kv_op op, kv_seq_id seq, kv_seq_id parent, uint32_t tokens,
+                      kv_status st)
 {
-    kv_op_record r = {.op = op,
-                      .before = before,
-                      .seq = seq,
-                      .parent = parent,
-                      .tokens = tokens,
-                      .status = st};
-    a->listener(a->listener_ctx, a, &r);
+    if (st != KV_OK)
+        a->n_fx = 0;
+    if (a->listener) {
+        kv_op_record r = {.op = op,
+                          .seq = seq,
+                          .parent = parent,
+                          .tokens = tokens,
+                          .status = st,
+                          .effects = a->fx,
+                          .n_effects = a->n_fx};
+        a->listener(a->listener_ctx, a, &r);
+    }
+    return st;
+}
+
+const kv_effect *kv_alloc_effects(const kv_alloc *a, uint32_t *n_effects)
+{
+    *n_effects = a->n_fx;
+    return a->fx;
 }
 
 kv_status kv_alloc_admit(kv_alloc *a, const kv_admit_req *req, kv_seq_id *seq,
                          uint32_t *cached_tokens)
 {
+    a->n_fx = 0;
     kv_status st = admit_op(a, req, seq, cached_tokens);
-    if (a->listener)
-        tell(a, KV_OP_ADMIT, false, *seq, KV_SEQ_NONE, req->prompt_tokens, st);
-    return st;
+    return done(a, KV_OP_ADMIT, *seq, KV_SEQ_NONE, req->prompt_tokens, st);
 }
 
 kv_status kv_alloc_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
 {
-    if (a->listener)
-        tell(a, KV_OP_APPEND, true, s, KV_SEQ_NONE, n_tokens, KV_OK);
+    a->n_fx = 0;
     kv_status st = append_op(a, s, n_tokens);
-    if (a->listener)
-        tell(a, KV_OP_APPEND, false, s, KV_SEQ_NONE, n_tokens, st);
-    return st;
+    return done(a, KV_OP_APPEND, s, KV_SEQ_NONE, n_tokens, st);
 }
 
 kv_status kv_alloc_fork(kv_alloc *a, kv_seq_id parent, uint32_t child_final_tokens,
                         kv_seq_id *child)
 {
+    a->n_fx = 0;
     kv_status st = fork_op(a, parent, child_final_tokens, child);
-    if (a->listener)
-        tell(a, KV_OP_FORK, false, *child, parent, child_final_tokens, st);
-    return st;
+    return done(a, KV_OP_FORK, *child, parent, child_final_tokens, st);
 }
 
 kv_status kv_alloc_free(kv_alloc *a, kv_seq_id s)
 {
-    if (a->listener)
-        tell(a, KV_OP_FREE, true, s, KV_SEQ_NONE, 0, KV_OK);
+    a->n_fx = 0;
     kv_status st = free_op(a, s);
-    if (a->listener)
-        tell(a, KV_OP_FREE, false, s, KV_SEQ_NONE, 0, st);
-    return st;
+    return done(a, KV_OP_FREE, s, KV_SEQ_NONE, 0, st);
 }
 
 kv_status kv_alloc_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
 {
-    if (a->listener)
-        tell(a, KV_OP_SWAP_OUT, true, s, KV_SEQ_NONE, 0, KV_OK);
+    a->n_fx = 0;
     kv_status st = swap_out_op(a, s, st_out);
-    if (a->listener)
-        tell(a, KV_OP_SWAP_OUT, false, s, KV_SEQ_NONE, 0, st);
-    return st;
+    return done(a, KV_OP_SWAP_OUT, s, KV_SEQ_NONE, 0, st);
 }
 
 kv_status kv_alloc_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
 {
+    a->n_fx = 0;
     kv_status st = swap_in_op(a, s, st_out);
-    if (a->listener)
-        tell(a, KV_OP_SWAP_IN, false, s, KV_SEQ_NONE, 0, st);
-    return st;
+    return done(a, KV_OP_SWAP_IN, s, KV_SEQ_NONE, 0, st);
 }
 
 kv_status kv_alloc_placement(const kv_alloc *a, kv_seq_id s, kv_placement *out)

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "effect.h"
 #include "shape.h"
 #include "status.h"
 
@@ -281,9 +282,9 @@ kv_status kv_alloc_check(const kv_alloc *a, kv_err *err);
 /* ------------------------------------------------------------------- decision events --- */
 
 /* Every admit, append, fork, free, swap-out and swap-in can be observed: the listener is called
- * after the operation (before = false) with its status, and also just before an append, free
- * or swap-out (before = true), while the sequence's old placement can still be read. This is
- * how kvgpu realizes each decision on the device and how both tools write the decision log. */
+ * after the operation with its status and its effects (effect.h), in the order they must be
+ * applied. This is how kvgpu realizes each decision on the device and how both tools write the
+ * decision log. */
 typedef enum kv_op {
     KV_OP_ADMIT,
     KV_OP_APPEND,
@@ -295,14 +296,19 @@ typedef enum kv_op {
 
 typedef struct kv_op_record {
     kv_op op;
-    bool before;
     kv_seq_id seq;    /* the sequence (fork: the child; KV_SEQ_NONE when admit or fork failed) */
     kv_seq_id parent; /* fork: the parent */
     uint32_t tokens;  /* admit: prompt tokens; append: tokens added; fork: the child's final */
-    kv_status status; /* after: the operation's result */
+    kv_status status; /* the operation's result */
+    const kv_effect *effects; /* what it requires of memory (none when it failed); borrowed */
+    uint32_t n_effects;
 } kv_op_record;
 
 typedef void (*kv_op_listener)(void *ctx, const kv_alloc *a, const kv_op_record *r);
+
+/* The effects of the last admit, append, fork, free, swap-out or swap-in, in the order they
+ * must be applied: none when it failed. Borrowed: valid until the next operation. */
+const kv_effect *kv_alloc_effects(const kv_alloc *a, uint32_t *n_effects);
 
 /* One listener (NULL to remove). */
 void kv_alloc_set_listener(kv_alloc *a, kv_op_listener fn, void *ctx);

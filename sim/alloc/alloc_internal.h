@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "buddy.h"
+#include "effect.h"
 #include "holes.h"
 #include "prefix_index.h"
 
@@ -87,6 +88,10 @@ struct kv_alloc {
     kv_alloc_stats stats;
     kv_op_listener listener; /* kv_alloc_set_listener */
     void *listener_ctx;
+    /* The effects of the operation in progress (or the last one), in fx[0 .. n_fx); room for
+     * the most one operation can emit, sized at create, so that no operation allocates. */
+    kv_effect *fx;
+    uint32_t n_fx, fx_cap;
     union {
         kv_contig contig;
         kv_chunkpool chunk;
@@ -105,6 +110,13 @@ void kv_alloc_slot_give(kv_alloc *a, kv_seq_id s);
     uint32_t i = 0, s = (a)->n_live ? (a)->live[0] : 0;                                            \
     i < (a)->n_live;                                                                               \
     s = ++i < (a)->n_live ? (a)->live[i] : 0
+
+/* Record an effect of the operation in progress. */
+static inline void kv_alloc_emit(kv_alloc *a, kv_effect e)
+{
+    KV_ASSERT(a->n_fx < a->fx_cap);
+    a->fx[a->n_fx++] = e;
+}
 
 /* Bytes the watermark keeps free. */
 uint64_t kv_alloc_watermark_bytes(const kv_alloc *a);

@@ -46,8 +46,16 @@ static void map_range(kv_alloc *a, kv_seq_id s, uint32_t from, uint32_t to)
     KV_ASSERT(to <= c->stride && (uint64_t)(to - from) * c->n_tensors <= c->n_free);
     for (uint32_t t = 0; t < c->n_tensors; t++) {
         uint32_t *ids = series(c, s, t);
-        for (uint32_t i = from; i < to; i++)
+        for (uint32_t i = from; i < to; i++) {
             ids[i] = c->free_stack[--c->n_free];
+            kv_alloc_emit(a, (kv_effect){.kind = KV_FX_MAP,
+                                         .seq = s,
+                                         .src_seq = s,
+                                         .src = KV_FX_NO_UNIT,
+                                         .dst = ids[i],
+                                         .index = i,
+                                         .series = t});
+        }
     }
     a->stats.n_maps += (uint64_t)(to - from) * c->n_tensors;
 }
@@ -59,11 +67,36 @@ static void unmap_all(kv_alloc *a, kv_seq_id s)
     uint32_t n = a->seqs[s].u.ch.n_chunks;
     for (uint32_t t = c->n_tensors; t-- > 0;) {
         const uint32_t *ids = series(c, s, t);
-        for (uint32_t i = n; i-- > 0;)
+        for (uint32_t i = n; i-- > 0;) {
             c->free_stack[c->n_free++] = ids[i];
+            kv_alloc_emit(a, (kv_effect){.kind = KV_FX_UNMAP,
+                                         .seq = s,
+                                         .src_seq = s,
+                                         .src = KV_FX_NO_UNIT,
+                                         .dst = ids[i],
+                                         .index = i,
+                                         .series = t});
+        }
     }
     a->stats.n_unmaps += (uint64_t)n * c->n_tensors;
     a->seqs[s].u.ch.n_chunks = 0;
+}
+
+/* A copy or transfer of the first n_tokens tokens of a sequence's virtual range. */
+static kv_effect range_effect(const kv_alloc *a, kv_effect_kind kind, kv_effect_cause cause,
+                              kv_seq_id from, kv_seq_id to, uint32_t n_tokens)
+{
+    return (kv_effect){.kind = (uint8_t)kind,
+                       .cause = (uint8_t)cause,
+                       .at = KV_AT_RANGE,
+                       .dst_tier = cause == KV_CAUSE_SWAP_OUT ? KV_TIER_HOST : KV_TIER_DEVICE,
+                       .seq = to,
+                       .src_seq = from,
+                       .src = KV_FX_NO_UNIT,
+                       .dst = KV_FX_NO_UNIT,
+                       .n_tokens = n_tokens,
+                       .n_copies = kind == KV_FX_TRANSFER ? a->u.chunk.n_tensors : 1,
+                       .bytes = (uint64_t)n_tokens * a->token_bytes};
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -168,6 +201,8 @@ kv_status kv_chunk_fork(kv_alloc *a, kv_seq_id parent, kv_seq_id child)
     map_range(a, child, 0, n);
     a->seqs[child].u.ch.n_chunks = n;
     a->stats.copy_bytes += (uint64_t)a->seqs[parent].tokens * a->token_bytes;
+    kv_alloc_emit(a, range_effect(a, KV_FX_COPY, KV_CAUSE_FORK, parent, child,
+                                  a->seqs[parent].tokens));
     return KV_OK;
 }
 
@@ -181,7 +216,8 @@ kv_status kv_chunk_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
     uint64_t bytes = (uint64_t)a->seqs[s].tokens * a->token_bytes;
     if (a->host_used_bytes + bytes > a->cfg.host_pool_bytes)
         return KV_NO_SPACE;
-    unmap_all(a, s);
+    kv_alloc_emit(a, range_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_OUT, s, s, a->seqs[s].tokens));
+    unmap_all(a, s); /* after the transfer has read the range */
     *st = (kv_swap_stats){.bytes = bytes, .n_copies = a->u.chunk.n_tensors};
     return KV_OK;
 }
@@ -195,6 +231,7 @@ kv_status kv_chunk_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
         return KV_NO_SPACE;
     map_range(a, s, 0, n);
     q->u.ch.n_chunks = n;
+    kv_alloc_emit(a, range_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_IN, s, s, q->tokens));
     *st = (kv_swap_stats){.bytes = (uint64_t)q->tokens * a->token_bytes, .n_copies = c->n_tensors};
     return KV_OK;
 }

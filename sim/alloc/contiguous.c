@@ -104,6 +104,26 @@ static uint32_t reservation(const kv_alloc *a, uint32_t tokens, uint32_t final_t
     return r > tokens ? r : tokens;
 }
 
+/* A copy or transfer of the first n_tokens token slots of an extent (token-major). */
+static kv_effect extent_effect(const kv_alloc *a, kv_effect_kind kind, kv_effect_cause cause,
+                               kv_seq_id from, kv_seq_id to, uint32_t src_start,
+                               uint32_t dst_start, uint32_t n_tokens)
+{
+    return (kv_effect){.kind = (uint8_t)kind,
+                       .cause = (uint8_t)cause,
+                       .at = KV_AT_EXTENT,
+                       .dst_tier = cause == KV_CAUSE_SWAP_OUT ? KV_TIER_HOST : KV_TIER_DEVICE,
+                       .seq = to,
+                       .src_seq = from,
+                       .src = KV_FX_NO_UNIT,
+                       .dst = KV_FX_NO_UNIT,
+                       .n_tokens = n_tokens,
+                       .n_copies = 1,
+                       .src_offset_bytes = (uint64_t)src_start * a->token_bytes,
+                       .dst_offset_bytes = (uint64_t)dst_start * a->token_bytes,
+                       .bytes = (uint64_t)n_tokens * a->token_bytes};
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 kv_status kv_contiguous_init(kv_alloc *a, kv_err *err)
@@ -181,6 +201,8 @@ kv_status kv_contiguous_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
                 return KV_NO_SPACE;
             a->stats.n_moves++;
             a->stats.copy_bytes += (uint64_t)q->tokens * a->token_bytes;
+            kv_alloc_emit(a, extent_effect(a, KV_FX_COPY, KV_CAUSE_MOVE, s, s, q->u.ext.start,
+                                           start, q->tokens));
             release(a, q->u.ext.start);
             q->u.ext.start = start;
             q->u.ext.cap = extent_len(a, start);
@@ -199,6 +221,8 @@ kv_status kv_contiguous_fork(kv_alloc *a, kv_seq_id parent, kv_seq_id child)
     c->u.ext.start = start;
     c->u.ext.cap = extent_len(a, start);
     a->stats.copy_bytes += (uint64_t)p->tokens * a->token_bytes;
+    kv_alloc_emit(a, extent_effect(a, KV_FX_COPY, KV_CAUSE_FORK, parent, child, p->u.ext.start,
+                                   start, p->tokens));
     return KV_OK;
 }
 
@@ -213,6 +237,8 @@ kv_status kv_contiguous_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
     uint64_t bytes = (uint64_t)q->tokens * a->token_bytes;
     if (a->host_used_bytes + bytes > a->cfg.host_pool_bytes)
         return KV_NO_SPACE;
+    kv_alloc_emit(a, extent_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_OUT, s, s, q->u.ext.start, 0,
+                                   q->tokens));
     release(a, q->u.ext.start);
     q->u.ext.start = KV_UNIT_NONE;
     *st = (kv_swap_stats){.bytes = bytes, .n_copies = 1};
@@ -226,6 +252,8 @@ kv_status kv_contiguous_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
     if (start == KV_UNIT_NONE)
         return KV_NO_SPACE;
     q->u.ext.start = start;
+    kv_alloc_emit(a, extent_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_IN, s, s, 0, start,
+                                   q->tokens));
     *st = (kv_swap_stats){.bytes = (uint64_t)q->tokens * a->token_bytes, .n_copies = 1};
     return KV_OK;
 }

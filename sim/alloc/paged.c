@@ -144,6 +144,13 @@ static uint32_t block_take(kv_alloc *a)
         kv_prefix_index_remove(&p->index, p->hash[b]);
         p->cached[b] = 0;
         a->stats.n_evictions++;
+        kv_alloc_emit(a, (kv_effect){.kind = KV_FX_DROP,
+                                     .cause = KV_CAUSE_EVICT,
+                                     .seq = KV_SEQ_NONE,
+                                     .src_seq = KV_SEQ_NONE,
+                                     .src = b,
+                                     .dst = KV_FX_NO_UNIT,
+                                     .index = KV_FX_NO_UNIT});
     }
     KV_ASSERT(p->refcnt[b] == 0);
     p->refcnt[b] = 1;
@@ -186,6 +193,37 @@ static void release_all(kv_alloc *a, kv_seq_id s)
 static uint32_t present_blocks(const kv_seq *q)
 {
     return q->u.pg.n_blocks - q->u.pg.n_dropped;
+}
+
+/* Entry i of s's table now names block b (KV_BLOCK_NONE: dropped by the layout). */
+static void emit_table(kv_alloc *a, kv_seq_id s, uint32_t i, uint32_t b)
+{
+    kv_alloc_emit(a, (kv_effect){.kind = KV_FX_TABLE,
+                                 .seq = s,
+                                 .src_seq = s,
+                                 .src = KV_FX_NO_UNIT,
+                                 .dst = b == KV_BLOCK_NONE ? KV_FX_NO_UNIT : b,
+                                 .index = i});
+}
+
+/* A device copy of block src into dst (entry i of seq, from from_seq), or a transfer of entry
+ * i's block between tiers. */
+static kv_effect block_effect(const kv_alloc *a, kv_effect_kind kind, kv_effect_cause cause,
+                              kv_seq_id from_seq, kv_seq_id seq, uint32_t i, uint32_t src,
+                              uint32_t dst, uint64_t bytes)
+{
+    return (kv_effect){.kind = (uint8_t)kind,
+                       .cause = (uint8_t)cause,
+                       .at = KV_AT_BLOCK,
+                       .dst_tier = cause == KV_CAUSE_SWAP_OUT ? KV_TIER_HOST : KV_TIER_DEVICE,
+                       .seq = seq,
+                       .src_seq = from_seq,
+                       .src = src,
+                       .dst = dst,
+                       .index = i,
+                       .n_copies =
+                           kind == KV_FX_TRANSFER ? kv_shape_n_tensors(&a->cfg.shape) : 1,
+                       .bytes = bytes};
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -327,8 +365,10 @@ kv_status kv_paged_admit(kv_alloc *a, kv_seq_id s, const kv_admit_req *req, uint
     if (pl.n_new > n_free(p) - pl.n_hits_free)
         return KV_NO_SPACE;
 
-    for (uint32_t i = 0; i < pl.n_hits; i++) /* take the hits before evicting anything */
+    for (uint32_t i = 0; i < pl.n_hits; i++) { /* take the hits before evicting anything */
         block_incref(p, t[i]);
+        emit_table(a, s, i, t[i]);
+    }
     a->stats.prefix_query_blocks += pl.n_query;
     a->stats.prefix_hit_blocks += pl.n_hits;
 
@@ -342,12 +382,14 @@ kv_status kv_paged_admit(kv_alloc *a, kv_seq_id s, const kv_admit_req *req, uint
         if (i >= sink_blocks && i < first_kept) {
             t[i] = KV_BLOCK_NONE;
             n_dropped++;
+            emit_table(a, s, i, KV_BLOCK_NONE);
             continue;
         }
         uint32_t b = block_take(a);
         p->fill[b] = fill_at(p, end, i);
         p->filled_slots += p->fill[b];
         t[i] = b;
+        emit_table(a, s, i, b);
         if (i < pl.n_query) {
             h = chain_hash(h, req->block_content[i]);
             if (kv_prefix_index_find(&p->index, h) == KV_INDEX_NONE) {
@@ -403,6 +445,9 @@ kv_status kv_paged_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
         p->filled_slots += p->fill[b];
         a->stats.n_cow++;
         a->stats.copy_bytes += (uint64_t)p->fill[last] * a->token_bytes;
+        kv_alloc_emit(a, block_effect(a, KV_FX_COPY, KV_CAUSE_COW, s, s, have - 1, last, b,
+                                      (uint64_t)p->fill[last] * a->token_bytes));
+        emit_table(a, s, have - 1, b);
         block_decref(p, last);
         t[have - 1] = last = b;
     }
@@ -417,12 +462,14 @@ kv_status kv_paged_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
         if (i >= drop_from && i < drop_to) {
             t[i] = KV_BLOCK_NONE;
             q->u.pg.n_dropped++;
+            emit_table(a, s, i, KV_BLOCK_NONE);
             continue;
         }
         uint32_t b = block_take(a);
         p->fill[b] = fill_at(p, new_end, i);
         p->filled_slots += p->fill[b];
         t[i] = b;
+        emit_table(a, s, i, b);
     }
     q->u.pg.n_blocks = want;
     q->tokens += n_tokens;
@@ -439,6 +486,7 @@ kv_status kv_paged_fork(kv_alloc *a, kv_seq_id parent, kv_seq_id child)
         ct[i] = pt[i];
         if (pt[i] != KV_BLOCK_NONE)
             block_incref(p, pt[i]);
+        emit_table(a, child, i, pt[i]);
     }
     a->seqs[child].u.pg = q->u.pg;
     return KV_OK;
@@ -454,12 +502,17 @@ kv_status kv_paged_fork_copy(kv_alloc *a, kv_seq_id parent, kv_seq_id child)
     uint32_t *ct = table_of(p, child);
     for (uint32_t i = 0; i < q->u.pg.n_blocks; i++) {
         ct[i] = KV_BLOCK_NONE;
-        if (pt[i] == KV_BLOCK_NONE)
+        if (pt[i] == KV_BLOCK_NONE) {
+            emit_table(a, child, i, KV_BLOCK_NONE);
             continue;
+        }
         uint32_t b = block_take(a);
         p->fill[b] = p->fill[pt[i]];
         p->filled_slots += p->fill[b];
         a->stats.copy_bytes += (uint64_t)p->fill[b] * a->token_bytes;
+        kv_alloc_emit(a, block_effect(a, KV_FX_COPY, KV_CAUSE_FORK, parent, child, i, pt[i], b,
+                                      (uint64_t)p->fill[b] * a->token_bytes));
+        emit_table(a, child, i, b);
         ct[i] = b;
     }
     a->seqs[child].u.pg = q->u.pg;
@@ -477,6 +530,11 @@ kv_status kv_paged_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
     uint64_t n = present_blocks(&a->seqs[s]), bytes = n * p->block_bytes;
     if (a->host_used_bytes + bytes > a->cfg.host_pool_bytes)
         return KV_NO_SPACE;
+    const uint32_t *t = table_of(p, s);
+    for (uint32_t i = 0; i < a->seqs[s].u.pg.n_blocks; i++)
+        if (t[i] != KV_BLOCK_NONE)
+            kv_alloc_emit(a, block_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_OUT, s, s, i, t[i],
+                                          KV_FX_NO_UNIT, p->block_bytes));
     release_all(a, s); /* table entries stay: non-NONE marks a block to bring back */
     *st = (kv_swap_stats){.bytes = bytes, .n_copies = n * kv_shape_n_tensors(&a->cfg.shape)};
     return KV_OK;
@@ -497,6 +555,9 @@ kv_status kv_paged_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
         p->fill[b] = fill_at(p, end, i);
         p->filled_slots += p->fill[b];
         t[i] = b;
+        emit_table(a, s, i, b);
+        kv_alloc_emit(a, block_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_IN, s, s, i,
+                                      KV_FX_NO_UNIT, b, p->block_bytes));
     }
     *st = (kv_swap_stats){.bytes = (uint64_t)n * p->block_bytes,
                           .n_copies = (uint64_t)n * kv_shape_n_tensors(&a->cfg.shape)};
@@ -508,6 +569,13 @@ void kv_paged_drop_block(kv_alloc *a, kv_seq_id s, uint32_t i)
     kv_paged *p = &a->u.paged;
     uint32_t *t = table_of(p, s);
     KV_ASSERT(i < a->seqs[s].u.pg.n_blocks && t[i] != KV_BLOCK_NONE);
+    kv_alloc_emit(a, (kv_effect){.kind = KV_FX_DROP,
+                                 .cause = KV_CAUSE_WINDOW,
+                                 .seq = s,
+                                 .src_seq = s,
+                                 .src = t[i],
+                                 .dst = KV_FX_NO_UNIT,
+                                 .index = i});
     block_decref(p, t[i]);
     t[i] = KV_BLOCK_NONE;
     a->seqs[s].u.pg.n_dropped++;

@@ -1,0 +1,290 @@
+/* test_image.h — a shadow image of KV memory, driven only by the allocator's effects.
+ *
+ * The image holds one tag per token slot of the device pool (per chunk series for chunk pools)
+ * and, for swapped sequences, per logical token in the host tier. The test writes each new
+ * token's tag where the sequence's KV lives, as kvgpu writes KV; every other change to memory
+ * comes from applying the effects the allocator returned: block-table writes and chunk maps
+ * build the image's own view of each sequence (never read back from the allocator), copies and
+ * transfers move tags. After each operation every resident sequence must read back the tags it
+ * was given, through that view; slots no resident sequence holds are overwritten with garbage,
+ * so a missing copy or transfer shows. Tags of full prompt blocks with content ids are derived
+ * from the content chain (so a prefix-cache hit must find them) and are never scrubbed.
+ *
+ * Glossary: tag = what a token slot holds; view = the image's table (blocks) or map (chunks)
+ * of each sequence, from effects; stored = tokens whose KV the layout keeps.
+ */
+#ifndef KV_TEST_IMAGE_H
+#define KV_TEST_IMAGE_H
+
+#include "test_util.h"
+
+#define IMG_CONTENT (1ull << 63) /* a content-derived tag: never scrubbed */
+#define IMG_NONE    UINT32_MAX
+
+typedef struct image {
+    kv_alloc_config cfg;
+    kv_place_kind kind;
+    uint64_t token_bytes;
+    uint32_t unit_tokens; /* block or chunk tokens; 1 for extents */
+    uint32_t n_units, n_series, stride, max_tokens, max_seqs;
+    uint64_t *dev;    /* n_units x unit_tokens */
+    uint32_t *view;   /* [seq][series][stride]: unit ids from effects */
+    uint64_t *host;   /* [seq][series][max_tokens] */
+    uint64_t *expect; /* [seq][max_tokens] */
+    uint8_t *held;    /* per unit, scratch */
+    uint64_t next_tag;
+} image;
+
+/* ------------------------------------------------------------------------------------------ */
+
+static inline uint64_t img_mix(uint64_t x)
+{
+    x ^= x >> 31;
+    x *= 0x9e3779b97f4a7c15ull;
+    x ^= x >> 29;
+    return x;
+}
+
+static inline void img_init(image *m, const kv_alloc *a)
+{
+    const kv_alloc_config *c = kv_alloc_config_of(a);
+    *m = (image){.cfg = *c, .token_bytes = kv_alloc_token_bytes(a), .n_series = 1,
+                 .max_tokens = c->max_seq_tokens, .max_seqs = c->max_seqs, .next_tag = 1};
+    switch (c->strategy) {
+    case KV_CONTIGUOUS:
+        m->kind = KV_PLACE_EXTENT;
+        m->unit_tokens = 1;
+        m->n_units = (uint32_t)(c->pool_bytes / m->token_bytes);
+        break;
+    case KV_CHUNK_POOL: {
+        m->kind = KV_PLACE_CHUNKS;
+        bool fused = c->chunk.layout == KV_CHUNK_FUSED;
+        m->n_series = fused ? 1 : kv_shape_n_tensors(&c->shape);
+        uint64_t series_tb = fused ? m->token_bytes : kv_shape_tensor_token_bytes(&c->shape);
+        uint64_t ct = c->chunk.chunk_bytes / series_tb;
+        m->unit_tokens = ct > c->max_seq_tokens ? c->max_seq_tokens : (uint32_t)ct;
+        m->n_units = (uint32_t)(c->pool_bytes / c->chunk.chunk_bytes);
+        break;
+    }
+    default:
+        m->kind = KV_PLACE_BLOCKS;
+        m->unit_tokens = c->paged.block_tokens;
+        m->n_units = (uint32_t)(c->pool_bytes / ((uint64_t)m->unit_tokens * m->token_bytes));
+        break;
+    }
+    m->stride = (m->max_tokens + m->unit_tokens - 1) / m->unit_tokens;
+    size_t views = (size_t)m->max_seqs * m->n_series * m->stride;
+    m->dev = calloc((size_t)m->n_units * m->unit_tokens, sizeof *m->dev);
+    m->view = malloc(views * sizeof *m->view);
+    m->host = calloc((size_t)m->max_seqs * m->n_series * m->max_tokens, sizeof *m->host);
+    m->expect = calloc((size_t)m->max_seqs * m->max_tokens, sizeof *m->expect);
+    m->held = calloc(m->n_units, 1);
+    assert_non_null(m->dev);
+    assert_non_null(m->view);
+    assert_non_null(m->host);
+    assert_non_null(m->expect);
+    assert_non_null(m->held);
+    memset(m->view, 0xff, views * sizeof *m->view);
+}
+
+static inline void img_fini(image *m)
+{
+    free(m->dev);
+    free(m->view);
+    free(m->host);
+    free(m->expect);
+    free(m->held);
+}
+
+static inline uint32_t *img_view(image *m, kv_seq_id s, uint32_t series)
+{
+    return m->view + ((size_t)s * m->n_series + series) * m->stride;
+}
+
+static inline uint64_t *img_expect(image *m, kv_seq_id s)
+{
+    return m->expect + (size_t)s * m->max_tokens;
+}
+
+static inline uint64_t *img_host(image *m, kv_seq_id s, uint32_t series)
+{
+    return m->host + ((size_t)s * m->n_series + series) * m->max_tokens;
+}
+
+/* Whether token t of resident s is stored, and where (the slot index in dev). */
+static inline bool img_slot(image *m, const kv_alloc *a, kv_seq_id s, uint32_t series, uint32_t t,
+                            size_t *slot)
+{
+    if (m->cfg.strategy == KV_COMPRESSED && m->cfg.compressed.policy == KV_TOKENS_BUDGET &&
+        t >= m->cfg.compressed.budget_tokens)
+        return false; /* beyond the budget a token takes an evicted one's slot: not modelled */
+    if (m->kind == KV_PLACE_EXTENT) {
+        kv_placement p;
+        assert_int_equal(kv_alloc_placement(a, s, &p), KV_OK);
+        *slot = p.offset_bytes / m->token_bytes + t;
+        return true;
+    }
+    uint32_t u = img_view(m, s, series)[t / m->unit_tokens];
+    if (u == IMG_NONE)
+        return false; /* dropped by the window */
+    assert_true(u < m->n_units);
+    *slot = (size_t)u * m->unit_tokens + t % m->unit_tokens;
+    return true;
+}
+
+/* Give tokens [from, to) of s the tags they must hold, and write them (a prefill or decode). */
+static inline void img_write(image *m, const kv_alloc *a, kv_seq_id s, uint32_t from, uint32_t to)
+{
+    uint64_t *x = img_expect(m, s);
+    for (uint32_t t = from; t < to; t++)
+        for (uint32_t j = 0; j < m->n_series; j++) {
+            size_t slot;
+            if (img_slot(m, a, s, j, t, &slot))
+                m->dev[slot] = x[t];
+        }
+}
+
+/* New tags for tokens [from, to) of s; those in full prompt blocks with content ids are
+ * derived from the content chain. */
+static inline void img_tag(image *m, kv_seq_id s, uint32_t from, uint32_t to,
+                           const uint64_t *content, uint32_t n_content, uint32_t bt)
+{
+    uint64_t *x = img_expect(m, s), chain = 0x1234;
+    uint32_t b_done = 0;
+    for (uint32_t t = from; t < to; t++) {
+        uint32_t b = bt ? t / bt : 0;
+        if (content && bt && b < n_content) {
+            for (; b_done <= b; b_done++)
+                chain = img_mix(chain ^ content[b_done]);
+            x[t] = IMG_CONTENT | (img_mix(chain + t % bt) >> 1);
+        } else {
+            x[t] = m->next_tag++;
+        }
+    }
+}
+
+/* Apply one operation's effects. */
+static inline void img_apply(image *m, const kv_alloc *a, const kv_effect *fx, uint32_t n)
+{
+    uint32_t ut = m->unit_tokens;
+    for (uint32_t i = 0; i < n; i++) {
+        const kv_effect *e = &fx[i];
+        switch ((kv_effect_kind)e->kind) {
+        case KV_FX_MAP: img_view(m, e->seq, e->series)[e->index] = e->dst; break;
+        case KV_FX_UNMAP:
+            assert_int_equal(img_view(m, e->seq, e->series)[e->index], e->dst);
+            img_view(m, e->seq, e->series)[e->index] = IMG_NONE;
+            break;
+        case KV_FX_TABLE:
+            img_view(m, e->seq, 0)[e->index] = e->dst == KV_FX_NO_UNIT ? IMG_NONE : e->dst;
+            break;
+        case KV_FX_DROP:
+            if (e->cause == KV_CAUSE_WINDOW) {
+                assert_int_equal(img_view(m, e->seq, 0)[e->index], e->src);
+                img_view(m, e->seq, 0)[e->index] = IMG_NONE;
+            }
+            break;
+        case KV_FX_COPY:
+            if (e->at == KV_AT_BLOCK) {
+                memmove(&m->dev[(size_t)e->dst * ut], &m->dev[(size_t)e->src * ut],
+                        ut * sizeof *m->dev);
+            } else if (e->at == KV_AT_EXTENT) {
+                memmove(&m->dev[e->dst_offset_bytes / m->token_bytes],
+                        &m->dev[e->src_offset_bytes / m->token_bytes],
+                        e->n_tokens * sizeof *m->dev);
+            } else { /* a range: through both views */
+                for (uint32_t j = 0; j < m->n_series; j++)
+                    for (uint32_t t = 0; t < e->n_tokens; t++) {
+                        uint32_t us = img_view(m, e->src_seq, j)[t / ut];
+                        uint32_t ud = img_view(m, e->seq, j)[t / ut];
+                        assert_true(us != IMG_NONE && ud != IMG_NONE);
+                        m->dev[(size_t)ud * ut + t % ut] = m->dev[(size_t)us * ut + t % ut];
+                    }
+            }
+            break;
+        case KV_FX_TRANSFER: {
+            bool out = e->cause == KV_CAUSE_SWAP_OUT;
+            if (e->at == KV_AT_BLOCK) {
+                uint32_t u = out ? e->src : e->dst;
+                uint64_t *h = img_host(m, e->seq, 0) + (size_t)e->index * ut;
+                uint64_t *d = &m->dev[(size_t)u * ut];
+                memcpy(out ? h : d, out ? d : h, ut * sizeof *m->dev);
+            } else if (e->at == KV_AT_EXTENT) {
+                uint64_t *h = img_host(m, e->seq, 0);
+                uint64_t *d =
+                    &m->dev[(out ? e->src_offset_bytes : e->dst_offset_bytes) / m->token_bytes];
+                memcpy(out ? h : d, out ? d : h, e->n_tokens * sizeof *m->dev);
+            } else {
+                for (uint32_t j = 0; j < m->n_series; j++)
+                    for (uint32_t t = 0; t < e->n_tokens; t++) {
+                        uint32_t u = img_view(m, e->seq, j)[t / ut];
+                        assert_true(u != IMG_NONE);
+                        uint64_t *d = &m->dev[(size_t)u * ut + t % ut];
+                        uint64_t *h = &img_host(m, e->seq, j)[t];
+                        if (out)
+                            *h = *d;
+                        else
+                            *d = *h;
+                    }
+            }
+            break;
+        }
+        case KV_FX_N_KINDS: break;
+        }
+    }
+    (void)a;
+}
+
+/* Overwrite every slot no resident sequence holds (content-derived tags apart), then check that
+ * every resident sequence reads back its tags. ids[0 .. n) are the live sequences. */
+static inline void img_verify(image *m, const kv_alloc *a, const kv_seq_id *ids, uint32_t n,
+                              const char *what, uint64_t step)
+{
+    memset(m->held, 0, m->n_units);
+    for (uint32_t k = 0; k < n; k++) {
+        kv_seq_id s = ids[k];
+        if (kv_alloc_seq_state(a, s) != KV_SEQ_RESIDENT)
+            continue;
+        if (m->kind == KV_PLACE_EXTENT) {
+            kv_placement p;
+            assert_int_equal(kv_alloc_placement(a, s, &p), KV_OK);
+            uint64_t first = p.offset_bytes / m->token_bytes;
+            memset(m->held + first, 1, p.capacity_bytes / m->token_bytes);
+            continue;
+        }
+        kv_placement p;
+        assert_int_equal(kv_alloc_placement(a, s, &p), KV_OK);
+        uint32_t units = m->kind == KV_PLACE_BLOCKS ? p.n_blocks : p.n_chunks;
+        for (uint32_t j = 0; j < m->n_series; j++)
+            for (uint32_t i = 0; i < units; i++) {
+                uint32_t u = img_view(m, s, j)[i];
+                if (u != IMG_NONE)
+                    m->held[u] = 1;
+            }
+    }
+    for (uint32_t u = 0; u < m->n_units; u++)
+        if (!m->held[u])
+            for (uint32_t o = 0; o < m->unit_tokens; o++) {
+                uint64_t *d = &m->dev[(size_t)u * m->unit_tokens + o];
+                if (!(*d & IMG_CONTENT))
+                    *d = 0xdead000000000000ull + m->next_tag++;
+            }
+    for (uint32_t k = 0; k < n; k++) {
+        kv_seq_id s = ids[k];
+        if (kv_alloc_seq_state(a, s) != KV_SEQ_RESIDENT)
+            continue;
+        const uint64_t *x = img_expect(m, s);
+        uint32_t tokens = kv_alloc_seq_tokens(a, s);
+        for (uint32_t j = 0; j < m->n_series; j++)
+            for (uint32_t t = 0; t < tokens; t++) {
+                size_t slot;
+                if (img_slot(m, a, s, j, t, &slot) && m->dev[slot] != x[t])
+                    fail_msg("%s step %llu: seq %u token %u series %u holds %llx, expected "
+                             "%llx",
+                             what, (unsigned long long)step, s, t, j,
+                             (unsigned long long)m->dev[slot], (unsigned long long)x[t]);
+            }
+    }
+}
+
+#endif
