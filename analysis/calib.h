@@ -24,7 +24,7 @@
  * step fit put step_overhead_ms at exactly 0 and nothing said so: issue 13 item 4.)
  *
  * Statistics: R^2 of step times, the median absolute % error over every step and per phase,
- * over every swap. Medians are kv_median's (stats.h: the upper middle value).
+ * over every swap. Medians are kv_median (median.h: the upper middle value).
  *
  * Files. kv_calib_write writes the calibration file kvsim --calib reads ([calibration] and a
  * [fit] report) and FILE.csv, every measured point with its prediction; kv_calib_load_csv

@@ -1,12 +1,12 @@
-/* stats.h — small order statistics shared by kvgpu's calibration and validation reports.
+/* median.h — the one median, shared by kvgpu's calibration and validation reports.
  *
  * The median here is the element at index n / 2 of the sorted values: the upper of the two
  * middle values when n is even, never their mean. Every committed kvgpu figure
  * (results/gpu/h100/calibration and validation) was computed that way, and reproducing them
  * byte for byte is what the tests hold.
  */
-#ifndef KV_STATS_H
-#define KV_STATS_H
+#ifndef KV_MEDIAN_H
+#define KV_MEDIAN_H
 
 #include <stddef.h>
 

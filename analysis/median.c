@@ -1,5 +1,5 @@
-/* stats.c — order statistics. See stats.h. */
-#include "stats.h"
+/* median.c — the one median. See median.h. */
+#include "median.h"
 
 #include <math.h>
 #include <stdlib.h>
