@@ -51,8 +51,8 @@ struct kv_calib {
 static const char *const PHASE_NAMES[KV_CALIB_N_PHASES] = {"decode", "prefill", "mixed"};
 
 static const char *const PARAM_NAMES[KV_CALIB_N_PARAMS] = {
-    "eff_memory",          "eff_compute",        "step_overhead_ms", "copy_latency_out_us",
-    "copy_latency_in_us", "d2h_gbps",           "h2d_gbps"};
+    "eff_memory",         "eff_compute", "step_overhead_ms", "copy_latency_out_us",
+    "copy_latency_in_us", "d2h_gbps",    "h2d_gbps"};
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -95,7 +95,8 @@ static int step_residuals(const gsl_vector *x, void *data, gsl_vector *f)
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static void bound_say(kv_calib_fit *fit, const char *fmt, ...)
+static void
+bound_say(kv_calib_fit *fit, const char *fmt, ...)
 {
     size_t used = strlen(fit->bound_msg);
     if (used + 1 >= sizeof fit->bound_msg)
@@ -110,8 +111,7 @@ static void flag_bound(kv_calib_fit *fit, kv_calib_param p, double value, const 
                        double bound, const char *why)
 {
     fit->at_bound[p] = true;
-    bound_say(fit, "%s = %g is at its %s bound %g: %s\n", PARAM_NAMES[p], value, side, bound,
-              why);
+    bound_say(fit, "%s = %g is at its %s bound %g: %s\n", PARAM_NAMES[p], value, side, bound, why);
 }
 
 static kv_status fit_steps(kv_calib *c, kv_calib_fit *fit, kv_err *err)
@@ -120,9 +120,12 @@ static kv_status fit_steps(kv_calib *c, kv_calib_fit *fit, kv_err *err)
         return kv_errorf(err, KV_ERR_INPUT,
                          "calibrate: %zu steps measured; the step fit needs at least %d",
                          c->n_steps, STEP_PARAMS);
-    gsl_multifit_nlinear_fdf fdf = {
-        .f = step_residuals, .df = NULL, .fvv = NULL, .n = c->n_steps, .p = STEP_PARAMS,
-        .params = c};
+    gsl_multifit_nlinear_fdf fdf = {.f = step_residuals,
+                                    .df = NULL,
+                                    .fvv = NULL,
+                                    .n = c->n_steps,
+                                    .p = STEP_PARAMS,
+                                    .params = c};
     gsl_multifit_nlinear_parameters fp = gsl_multifit_nlinear_default_parameters();
     gsl_error_handler_t *old = gsl_set_error_handler_off(); /* statuses, not abort() */
     gsl_multifit_nlinear_workspace *w =
@@ -353,8 +356,8 @@ static kv_status load_row(kv_calib *c, char *line, const char *path, size_t line
             if (u[k] > UINT32_MAX)
                 return kv_errorf(err, KV_ERR_INPUT, "%s:%zu: column %d: %" PRIu64 " is too large",
                                  path, lineno, 2 + k, u[k]);
-        kv_calib_step s = {(kv_calib_phase)p, (uint32_t)u[0], (uint32_t)u[1], (uint32_t)u[2],
-                           (uint32_t)u[3], measured_ms * 1e-3};
+        kv_calib_step s = {(kv_calib_phase)p, (uint32_t)u[0], (uint32_t)u[1],
+                           (uint32_t)u[2],    (uint32_t)u[3], measured_ms * 1e-3};
         kv_err e = {{0}};
         kv_status st = kv_calib_add_step(c, &s, &e);
         return st == KV_OK ? KV_OK : kv_errorf(err, st, "%s:%zu: %s", path, lineno, e.msg);
@@ -383,7 +386,8 @@ kv_step_work kv_calib_step_work(const kv_calib_step *s)
     w.decode_context = (uint64_t)s->batch * ((uint64_t)s->context_tokens + 1);
     w.n_prefill = s->chunk_tokens > 0;
     w.prefill_tokens = s->chunk_tokens;
-    w.prefill_attn_tokens2 = (double)s->chunk_tokens * (s->chunk_context_tokens + s->chunk_tokens / 2.0);
+    w.prefill_attn_tokens2 =
+        (double)s->chunk_tokens * (s->chunk_context_tokens + s->chunk_tokens / 2.0);
     return w;
 }
 
@@ -566,8 +570,8 @@ kv_status kv_calib_write(const kv_calib *c, const kv_calib_fit *fit, const kv_ca
     fprintf(f, "region,batch,context,chunk,chunk_context,measured_ms,predicted_ms\n");
     for (size_t i = 0; i < c->n_steps; i++) {
         const kv_calib_step *s = &c->steps[i].s;
-        fprintf(f, "%s,%u,%u,%u,%u,%.6f,%.6f\n", PHASE_NAMES[s->phase], s->batch,
-                s->context_tokens, s->chunk_tokens, s->chunk_context_tokens, s->measured_s * 1e3,
+        fprintf(f, "%s,%u,%u,%u,%u,%.6f,%.6f\n", PHASE_NAMES[s->phase], s->batch, s->context_tokens,
+                s->chunk_tokens, s->chunk_context_tokens, s->measured_s * 1e3,
                 c->steps[i].pred_s * 1e3);
     }
     for (size_t k = 0; k < c->n_swaps; k++) {

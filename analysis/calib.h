@@ -19,9 +19,9 @@
  *   maps    map_us and unmap_us: measured totals / calls.
  *
  * Bounds. A parameter that ends at a bound, or within 1e-6 of it in its own unit (an
- * efficiency, ms, us), is flagged in kv_calib_fit.at_bound and explained in bound_msg: its value is the bound, not a
- * measurement, and the other coefficients have absorbed what it could not. (On the H200 the
- * step fit put step_overhead_ms at exactly 0 and nothing said so: issue 13 item 4.)
+ * efficiency, ms, us), is flagged in kv_calib_fit.at_bound and explained in bound_msg: its value is
+ * the bound, not a measurement, and the other coefficients have absorbed what it could not. (On the
+ * H200 the step fit put step_overhead_ms at exactly 0 and nothing said so: issue 13 item 4.)
  *
  * Statistics: R^2 of step times, the median absolute % error over every step and per phase,
  * over every swap. Medians are kv_median (median.h: the upper middle value).
@@ -92,12 +92,12 @@ typedef struct kv_calib_fit {
     kv_gpu gpu;
     double copy_latency_out_us, copy_latency_in_us; /* per direction, before the mean */
     size_t n_steps, n_phase_steps[KV_CALIB_N_PHASES], n_swaps;
-    double r2_steps;                                      /* of step times; NAN without steps */
-    double median_abs_pct_err_all;                        /* over every step; NAN if none */
-    double median_abs_pct_err_phase[KV_CALIB_N_PHASES];   /* NAN for a phase with no step */
-    double median_abs_pct_err_swaps;                      /* NAN without swaps */
-    int gsl_status;                                       /* the step fit's driver status */
-    size_t iterations;                                    /* of the step fit */
+    double r2_steps;                                    /* of step times; NAN without steps */
+    double median_abs_pct_err_all;                      /* over every step; NAN if none */
+    double median_abs_pct_err_phase[KV_CALIB_N_PHASES]; /* NAN for a phase with no step */
+    double median_abs_pct_err_swaps;                    /* NAN without swaps */
+    int gsl_status;                                     /* the step fit's driver status */
+    size_t iterations;                                  /* of the step fit */
     bool at_bound[KV_CALIB_N_PARAMS];
     char bound_msg[KV_CALIB_MSG_BYTES]; /* one line per parameter at a bound, "" when none */
 } kv_calib_fit;

@@ -40,9 +40,8 @@ static const struct {
 
 /* gpu_steps.csv's columns the report reads. */
 enum { C_SEQS, C_PRED, C_MEAS, C_SWAP_BYTES, C_SWAP_MS, C_PRED_SWAP_MS, C_DEVICE_USED, N_COLS };
-static const char *const COLS[N_COLS] = {"seqs",         "sim_step_ms", "step_ms",
-                                         "swap_bytes",   "swap_ms",     "pred_swap_ms",
-                                         "device_used_bytes"};
+static const char *const COLS[N_COLS] = {
+    "seqs", "sim_step_ms", "step_ms", "swap_bytes", "swap_ms", "pred_swap_ms", "device_used_bytes"};
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -185,8 +184,8 @@ kv_status kv_vreport_read_steps(const char *path, kv_vreport_series *s, kv_err *
             errno = 0;
             v[c] = strtod(x, &end);
             if (*x == '\0' || *end != '\0' || errno)
-                st = kv_errorf(err, KV_ERR_INPUT, "%s:%zu: %s: expected a number, got \"%s\"",
-                               path, lineno, COLS[c], x);
+                st = kv_errorf(err, KV_ERR_INPUT, "%s:%zu: %s: expected a number, got \"%s\"", path,
+                               lineno, COLS[c], x);
         }
         if (st != KV_OK)
             break;
@@ -292,15 +291,16 @@ static void write_md(FILE *f, const kv_vreport_info *info, const kv_vreport_run 
             snprintf(swap, sizeof swap, "%s%% over %zu steps with swaps%s", pct, c->n_swap_steps,
                      c->swap_err_pct > 10 ? " (missed)" : "");
         }
-        fprintf(f, "| %s | %.2f%% over %zu steps%s | %s | %+.2f%%%s | %.2f / %.2f GiB (%+.1f%%) |\n",
-                c->strategy, c->step_err_pct, c->n_steps, c->step_err_pct > 5 ? " (missed)" : "",
-                swap, tp, fabs(tp) > 3 ? " (missed)" : "", c->peak_pred_bytes / GIB,
-                c->peak_meas_bytes / GIB,
-                (c->peak_pred_bytes - c->peak_meas_bytes) / c->peak_meas_bytes * 100);
+        fprintf(
+            f, "| %s | %.2f%% over %zu steps%s | %s | %+.2f%%%s | %.2f / %.2f GiB (%+.1f%%) |\n",
+            c->strategy, c->step_err_pct, c->n_steps, c->step_err_pct > 5 ? " (missed)" : "", swap,
+            tp, fabs(tp) > 3 ? " (missed)" : "", c->peak_pred_bytes / GIB, c->peak_meas_bytes / GIB,
+            (c->peak_pred_bytes - c->peak_meas_bytes) / c->peak_meas_bytes * 100);
     }
     for (size_t i = 0; i < n_runs; i++) {
         const kv_vreport_run *c = &runs[i];
-        fprintf(f, "\n## %s\n\n| metric | predicted | measured | error |\n| --- | --- | --- | --- |\n",
+        fprintf(f,
+                "\n## %s\n\n| metric | predicted | measured | error |\n| --- | --- | --- | --- |\n",
                 c->strategy);
         for (int k = 0; k < KV_VREPORT_N_METRICS; k++)
             fprintf(f, "| %s | %.6g | %.6g | %+.2f%% |\n", METRICS[k].name, c->predicted[k],
@@ -355,8 +355,8 @@ static kv_status write_file(const char *dir, const char *name, const kv_vreport_
     return st;
 }
 
-kv_status kv_vreport_write(const char *dir, const kv_vreport_info *info,
-                           const kv_vreport_run *runs, size_t n_runs, kv_err *err)
+kv_status kv_vreport_write(const char *dir, const kv_vreport_info *info, const kv_vreport_run *runs,
+                           size_t n_runs, kv_err *err)
 {
     kv_status st = write_file(dir, "report.md", info, runs, n_runs, err);
     return st == KV_OK ? write_file(dir, "report.csv", info, runs, n_runs, err) : st;

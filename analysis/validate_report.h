@@ -59,9 +59,9 @@ typedef struct kv_vreport_run {
 
 /* The report's header. Borrowed strings. */
 typedef struct kv_vreport_info {
-    const char *trace, *calib;   /* as given on the command line */
+    const char *trace, *calib;     /* as given on the command line */
     unsigned long long first, end; /* the window's requests first..end (0..0: no window) */
-    const char *const *commands; /* the replays run, one line each, in order */
+    const char *const *commands;   /* the replays run, one line each, in order */
     size_t n_commands;
 } kv_vreport_info;
 
@@ -107,8 +107,8 @@ kv_status kv_vreport_collect(const char *gpu_dir, const char *sim_dir, int run_i
 
 /* Write dir/report.md and dir/report.csv for runs[0..n_runs-1]. KV_OK or KV_ERR_IO naming the
  * file. */
-kv_status kv_vreport_write(const char *dir, const kv_vreport_info *info,
-                           const kv_vreport_run *runs, size_t n_runs, kv_err *err);
+kv_status kv_vreport_write(const char *dir, const kv_vreport_info *info, const kv_vreport_run *runs,
+                           size_t n_runs, kv_err *err);
 
 #ifdef __cplusplus
 }

@@ -23,8 +23,8 @@
 extern "C" {
 #include "calib.h"
 #include "costmodel.h"
-#include "preset.h"
 #include "median.h"
+#include "preset.h"
 }
 
 #include <math.h>

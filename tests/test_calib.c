@@ -294,12 +294,16 @@ static void test_per_phase_errors_on_a_hand_checked_case(void **state)
     const struct {
         kv_calib_phase phase;
         double ms;
-    } steps[] = {{KV_CALIB_DECODE, 10},  {KV_CALIB_PREFILL, 5}, {KV_CALIB_DECODE, 8},
-                 {KV_CALIB_MIXED, 10},   {KV_CALIB_DECODE, 12.5}, {KV_CALIB_PREFILL, 20}};
+    } steps[] = {{KV_CALIB_DECODE, 10}, {KV_CALIB_PREFILL, 5},   {KV_CALIB_DECODE, 8},
+                 {KV_CALIB_MIXED, 10},  {KV_CALIB_DECODE, 12.5}, {KV_CALIB_PREFILL, 20}};
     kv_err e = {{0}};
     for (size_t i = 0; i < 6; i++) {
-        kv_calib_step s = {steps[i].phase, steps[i].phase == KV_CALIB_PREFILL ? 0 : 4, 100,
-                           steps[i].phase == KV_CALIB_DECODE ? 0 : 64, 0, steps[i].ms * 1e-3};
+        kv_calib_step s = {steps[i].phase,
+                           steps[i].phase == KV_CALIB_PREFILL ? 0 : 4,
+                           100,
+                           steps[i].phase == KV_CALIB_DECODE ? 0 : 64,
+                           0,
+                           steps[i].ms * 1e-3};
         assert_int_equal(kv_calib_add_step(c, &s, &e), KV_OK);
     }
     kv_calib_fit fit;

@@ -20,14 +20,27 @@ typedef struct recorded {
 
 /* As results/gpu/h100/validation/README.md lists the commands that made them. */
 static const recorded RECORDED[] = {
-    {"azure2023_conv", "traces/data/azure2023_conv.csv",
-     "results/gpu/h100/calibration/llama-3-8b-h100.ini", 0, 200,
-     {"contiguous", "chunk-pool", "paged", "compressed"}, 4},
-    {"azure2023_code", "traces/data/azure2023_code.csv",
-     "results/gpu/h100/calibration/llama-3-8b-h100.ini", 0, 200,
-     {"contiguous", "chunk-pool", "paged", "compressed"}, 4},
-    {"azure2023_conv-swap", "traces/data/azure2023_conv.csv", "/root/out/cal/llama-3-8b-h100.ini",
-     0, 300, {"paged", "chunk-pool", "compressed"}, 3},
+    {"azure2023_conv",
+     "traces/data/azure2023_conv.csv",
+     "results/gpu/h100/calibration/llama-3-8b-h100.ini",
+     0,
+     200,
+     {"contiguous", "chunk-pool", "paged", "compressed"},
+     4},
+    {"azure2023_code",
+     "traces/data/azure2023_code.csv",
+     "results/gpu/h100/calibration/llama-3-8b-h100.ini",
+     0,
+     200,
+     {"contiguous", "chunk-pool", "paged", "compressed"},
+     4},
+    {"azure2023_conv-swap",
+     "traces/data/azure2023_conv.csv",
+     "/root/out/cal/llama-3-8b-h100.ini",
+     0,
+     300,
+     {"paged", "chunk-pool", "compressed"},
+     3},
 };
 
 /* The command lines of a committed report.md (between its ``` fences): what kvgpu validate
