@@ -19,9 +19,13 @@
  *   maps    map_us and unmap_us: measured totals / calls.
  *
  * Bounds. A parameter that ends at a bound, or within 1e-6 of it in its own unit (an
- * efficiency, ms, us), is flagged in kv_calib_fit.at_bound and explained in bound_msg: its value is
- * the bound, not a measurement, and the other coefficients have absorbed what it could not. (On the
- * H200 the step fit put step_overhead_ms at exactly 0 and nothing said so: issue 13 item 4.)
+ * efficiency, ms, us), is flagged in kv_calib_fit.at_bound and explained in bound_msg: its
+ * value is the bound, not a measurement, and the other coefficients have absorbed what it
+ * could not. kvgpu calibrate prints a warning per flagged parameter and the calibration file
+ * keeps a comment line for each. (On the H200 the step fit put step_overhead_ms at exactly 0
+ * and nothing said so: issue 13 item 4.) Flagging is all this module does about it: refitting
+ * with another model shape (separate decode and prefill efficiencies, a per-sequence term) is
+ * the calibration work of issue 13.
  *
  * Statistics: R^2 of step times, the median absolute % error over every step and per phase,
  * over every swap. Medians are kv_median (median.h: the upper middle value).
