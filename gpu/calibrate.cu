@@ -8,14 +8,12 @@
  *   mixed    a prefill chunk and a decode batch in one step
  * Swaps: 16..4096 tokens out and in, one copy per block per tensor (vLLM's way, what the
  * paged allocator counts), one per tensor (chunk-pool) and one for all (an extent), so that
- * the per-copy latency and the bandwidth can be told apart. Chunk maps: a chunk-pool sequence of 4096 tokens mapped and
- * unmapped 8 times.
- * Fits (GNU Scientific Library): eff_memory, eff_compute and step_overhead_ms by nonlinear
- * least squares of the relative error of the cost model's own step formula (costmodel.h) over
- * every step; copy_latency_us, d2h_gbps and h2d_gbps by linear least squares of swap time on
- * (copies, bytes) per direction, weighted for relative error; map_us and unmap_us as means. FILE gets the [calibration]
- * section kvsim --calib reads and a [fit] section with R^2 and the median absolute error by
- * region; FILE.csv every measured point with the fitted prediction.
+ * the per-copy latency and the bandwidth can be told apart. Chunk maps: a chunk-pool sequence
+ * of 4096 tokens mapped and unmapped 8 times (kvg_pool_time_maps).
+ * This file only measures. The fits, their statistics (R^2, median |error| overall and per
+ * phase), the flags of parameters that end at a bound, and the files (FILE: the [calibration]
+ * section kvsim --calib reads and a [fit] section; FILE.csv: every measured point with its
+ * prediction) are host code in analysis/calib.h, tested on the recorded H100 measurements.
  */
 #include "kvgpu.h"
 #include "cuda_check.h"
@@ -23,33 +21,17 @@
 #include "model.h"
 
 extern "C" {
+#include "calib.h"
 #include "costmodel.h"
+#include "median.h"
 #include "preset.h"
 }
 
-#include <algorithm>
-#include <gsl/gsl_blas.h>
-#include <gsl/gsl_multifit.h>
-#include <gsl/gsl_multifit_nlinear.h>
-#include <gsl/gsl_vector.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <vector>
-
-struct point {
-    const char *region;
-    uint32_t batch, context, chunk, chunk_context;
-    kv_step_work w;
-    double measured_s, predicted_s;
-};
-
-struct swap_point {
-    bool out;
-    uint64_t copies, bytes;
-    double seconds;
-};
 
 struct calib {
     kv_model m;
@@ -62,19 +44,12 @@ struct calib {
     double layer_scale = 1;
     std::vector<kvg_seqdesc> descs;
     kvg_seqdesc *descs_d = nullptr;
-    std::vector<point> pts;
-    std::vector<swap_point> swaps;
+    kv_calib *meas = nullptr; /* the measured steps and swaps */
 };
-
-static double median(std::vector<double> v)
-{
-    std::sort(v.begin(), v.end());
-    return v.empty() ? NAN : v[v.size() / 2];
-}
 
 /* One designed step: batch decoding sequences of context tokens, plus a chunk of c tokens after
  * c0 tokens of one more sequence. */
-static kv_status run_point(calib *C, const char *region, uint32_t batch, uint32_t context,
+static kv_status run_point(calib *C, kv_calib_phase phase, uint32_t batch, uint32_t context,
                            uint32_t c, uint32_t c0, kv_err *err)
 {
     std::vector<kv_seq_id> ids;
@@ -109,130 +84,13 @@ static kv_status run_point(calib *C, const char *region, uint32_t batch, uint32_
         kv_alloc_free(C->a, id);
     if (st != KV_OK)
         return st;
-    point p = {region, batch, context, c, c0, {}, median(ts), 0};
-    p.w.n_decode = batch;
-    p.w.decode_context = (uint64_t)batch * (context + 1);
-    p.w.n_prefill = c > 0;
-    p.w.prefill_tokens = c;
-    p.w.prefill_attn_tokens2 = (double)c * (c0 + c / 2.0);
-    C->pts.push_back(p);
-    printf("  %-8s batch %3u context %5u chunk %5u after %5u: %8.3f ms\n", region, batch, context,
-           c, c0, p.measured_s * 1e3);
+    kv_calib_step p = {phase, batch, context, c, c0, kv_median(ts.data(), ts.size())};
+    if ((st = kv_calib_add_step(C->meas, &p, err)) != KV_OK)
+        return st;
+    printf("  %-8s batch %3u context %5u chunk %5u after %5u: %8.3f ms\n",
+           kv_calib_phase_name(phase), batch, context, c, c0, p.measured_s * 1e3);
     fflush(stdout);
     return KV_OK;
-}
-
-/* ------------------------------------------------------------------------ the fits --- */
-
-struct fit_ctx {
-    calib *C;
-};
-
-static void set_params(kv_costmodel *cm, const gsl_vector *x)
-{
-    cm->gpu.eff_memory = fmin(1.0, fmax(1e-3, gsl_vector_get(x, 0)));
-    cm->gpu.eff_compute = fmin(1.0, fmax(1e-3, gsl_vector_get(x, 1)));
-    cm->gpu.step_overhead_ms = fmax(0.0, gsl_vector_get(x, 2));
-}
-
-static int residuals(const gsl_vector *x, void *data, gsl_vector *f)
-{
-    calib *C = ((fit_ctx *)data)->C;
-    kv_costmodel cm = C->cm;
-    set_params(&cm, x);
-    for (size_t i = 0; i < C->pts.size(); i++) {
-        double pred = kv_costmodel_step(&cm, &C->pts[i].w).compute_s;
-        gsl_vector_set(f, i, (pred - C->pts[i].measured_s) / C->pts[i].measured_s);
-    }
-    return GSL_SUCCESS;
-}
-
-static kv_status fit_steps(calib *C, kv_err *err)
-{
-    size_t n = C->pts.size();
-    const size_t p = 3;
-    gsl_multifit_nlinear_fdf fdf;
-    fit_ctx ctx = {C};
-    fdf.f = residuals;
-    fdf.df = NULL; /* finite differences */
-    fdf.fvv = NULL;
-    fdf.n = n;
-    fdf.p = p;
-    fdf.params = &ctx;
-    gsl_multifit_nlinear_parameters fp = gsl_multifit_nlinear_default_parameters();
-    gsl_multifit_nlinear_workspace *w =
-        gsl_multifit_nlinear_alloc(gsl_multifit_nlinear_trust, &fp, n, p);
-    gsl_vector *x = gsl_vector_alloc(p);
-    gsl_vector_set(x, 0, C->cm.gpu.eff_memory);
-    gsl_vector_set(x, 1, C->cm.gpu.eff_compute);
-    gsl_vector_set(x, 2, C->cm.gpu.step_overhead_ms);
-    gsl_multifit_nlinear_init(x, &fdf, w);
-    int info = 0;
-    int status = gsl_multifit_nlinear_driver(200, 1e-10, 1e-10, 1e-10, NULL, NULL, &info, w);
-    set_params(&C->cm, w->x);
-    gsl_multifit_nlinear_free(w);
-    gsl_vector_free(x);
-    if (status != GSL_SUCCESS && status != GSL_EMAXITER)
-        return kv_errorf(err, KV_ERR_INPUT, "calibrate: the step fit failed (GSL status %d)",
-                         status);
-    for (auto &pt : C->pts)
-        pt.predicted_s = kv_costmodel_step(&C->cm, &pt.w).compute_s;
-    return KV_OK;
-}
-
-/* t = latency x copies + bytes / bandwidth, for one direction. */
-static void fit_swaps(const std::vector<swap_point> &v, bool out, double *lat_s, double *gbps)
-{
-    size_t n = 0;
-    for (auto &s : v)
-        n += s.out == out;
-    gsl_matrix *X = gsl_matrix_alloc(n, 2);
-    gsl_vector *y = gsl_vector_alloc(n), *c = gsl_vector_alloc(2);
-    gsl_matrix *cov = gsl_matrix_alloc(2, 2);
-    size_t i = 0;
-    for (auto &s : v)
-        if (s.out == out) {
-            gsl_matrix_set(X, i, 0, (double)s.copies);
-            gsl_matrix_set(X, i, 1, (double)s.bytes);
-            gsl_vector_set(y, i, s.seconds);
-            i++;
-        }
-    /* weights 1 / t^2: the relative error, as the targets are stated */
-    gsl_vector *wt = gsl_vector_alloc(n);
-    for (size_t k = 0; k < n; k++)
-        gsl_vector_set(wt, k, 1.0 / (gsl_vector_get(y, k) * gsl_vector_get(y, k)));
-    double chisq;
-    gsl_multifit_linear_workspace *w = gsl_multifit_linear_alloc(n, 2);
-    gsl_multifit_wlinear(X, wt, y, c, cov, &chisq, w);
-    gsl_vector_free(wt);
-    *lat_s = fmax(0.0, gsl_vector_get(c, 0));
-    *gbps = 1.0 / gsl_vector_get(c, 1) / 1e9;
-    gsl_multifit_linear_free(w);
-    gsl_matrix_free(X);
-    gsl_matrix_free(cov);
-    gsl_vector_free(y);
-    gsl_vector_free(c);
-}
-
-static double med_abs_pct(const std::vector<point> &pts, const char *region)
-{
-    std::vector<double> e;
-    for (auto &p : pts)
-        if (region == NULL || strcmp(p.region, region) == 0)
-            e.push_back(fabs(p.predicted_s - p.measured_s) / p.measured_s * 100);
-    return median(e);
-}
-
-static double r2(const std::vector<point> &pts)
-{
-    double mean = 0, ss_tot = 0, ss_res = 0;
-    for (auto &p : pts)
-        mean += p.measured_s / pts.size();
-    for (auto &p : pts) {
-        ss_tot += (p.measured_s - mean) * (p.measured_s - mean);
-        ss_res += (p.measured_s - p.predicted_s) * (p.measured_s - p.predicted_s);
-    }
-    return 1 - ss_res / ss_tot;
 }
 
 /* ----------------------------------------------------------------------------- main --- */
@@ -282,7 +140,9 @@ int kvgpu_calibrate_main(int argc, char **argv)
         fprintf(stderr, "kvgpu calibrate: no CUDA device\n");
         return 1;
     }
-    st = kv_alloc_create(&ac, &C.a, err);
+    st = kv_calib_create(&C.cm, &C.meas, err);
+    if (st == KV_OK)
+        st = kv_alloc_create(&ac, &C.a, err);
     if (st == KV_OK)
         st = kvg_format_of(&ac, KVG_BF16, &C.f, err);
     if (st == KV_OK)
@@ -303,16 +163,16 @@ int kvgpu_calibrate_main(int argc, char **argv)
     for (uint32_t B : batches)
         for (uint32_t ctx : contexts)
             if (st == KV_OK && (uint64_t)B * (ctx + 32) < pool_tokens * 9 / 10)
-                st = run_point(&C, "decode", B, ctx, 0, 0, err);
+                st = run_point(&C, KV_CALIB_DECODE, B, ctx, 0, 0, err);
     const uint32_t chunks[] = {64, 256, 1024, 2048, 4096, 8192};
     for (uint32_t c : chunks)
         for (uint32_t c0 : {0u, 2048u})
             if (st == KV_OK && c + c0 <= 8192)
-                st = run_point(&C, "prefill", 0, 0, c, c0, err);
+                st = run_point(&C, KV_CALIB_PREFILL, 0, 0, c, c0, err);
     for (uint32_t c : {512u, 2048u})
         for (uint32_t B : {32u, 128u})
             if (st == KV_OK)
-                st = run_point(&C, "mixed", B, 1024, c, 0, err);
+                st = run_point(&C, KV_CALIB_MIXED, B, 1024, c, 0, err);
 
     /* swaps: paged-16, one copy per block per tensor */
     kvg_swapper *sw = NULL;
@@ -353,14 +213,15 @@ int kvgpu_calibrate_main(int argc, char **argv)
                     if (it > 0)
                         ts.push_back(res.seconds);
                 }
-                C.swaps.push_back({dir == 0, res.copies, res.bytes, median(ts)});
+                kv_calib_swap m = {dir == 0, res.copies, res.bytes, kv_median(ts.data(), ts.size())};
+                if (st == KV_OK)
+                    st = kv_calib_add_swap(C.meas, &m, err);
             }
         kv_alloc_free(C.a, id);
     }
     kvg_swapper_destroy(&sw);
 
     /* chunk maps: a chunk-pool allocator over 4 GiB */
-    double map_us = NAN, unmap_us = NAN;
     if (st == KV_OK) {
         kv_alloc_config cc;
         kv_alloc_config_default(&cc, KV_CHUNK_POOL, &sh, 4ull << 30);
@@ -372,87 +233,41 @@ int kvgpu_calibrate_main(int argc, char **argv)
         st = kv_alloc_create(&cc, &ca, err);
         if (st == KV_OK)
             st = kvg_pool_create(ca, &cp, err);
-        for (int it = 0; it < 8 && st == KV_OK; it++) {
-            kv_admit_req r = {4096, 4096, NULL, 0};
-            kv_seq_id id;
-            kvg_seqdesc d;
-            if ((st = kv_alloc_admit(ca, &r, &id, NULL)) != KV_OK)
-                break;
-            if ((st = kvg_pool_sync(cp, ca, id, &d, err)) == KV_OK) {
-                kv_alloc_free(ca, id);
-                st = kvg_pool_release(cp, id, err);
-            }
-        }
+        if (st == KV_OK)
+            st = kvg_pool_time_maps(ca, cp, 4096, 8, err);
         if (st == KV_OK) {
             const kvg_pool_stats *ps = kvg_pool_stats_of(cp);
-            map_us = ps->map_s / ps->maps * 1e6;
-            unmap_us = ps->unmap_s / ps->unmaps * 1e6;
+            kv_calib_set_maps(C.meas, ps->map_s, ps->maps, ps->unmap_s, ps->unmaps);
         }
         kvg_pool_destroy(&cp);
         kv_alloc_destroy(&ca);
     }
+
+    /* the fits and the files (analysis/calib.h) */
+    kv_calib_fit fit;
     if (st == KV_OK)
-        st = fit_steps(&C, err);
+        st = kv_calib_fit_all(C.meas, &fit, err);
+    kv_calib_info info = {C.m.name, C.g.name, prop.name, layers != 0,
+                          C.model ? kvg_model_layers(C.model) : 0, C.m.n_layers};
+    if (st == KV_OK)
+        st = kv_calib_write(C.meas, &fit, &info, out, err);
+    if (st == KV_OK) {
+        kv_calib_print_summary(stdout, &fit, out);
+        for (const char *m = fit.bound_msg; *m;) { /* one line per parameter at a bound */
+            const char *nl = strchr(m, '\n');
+            int len = nl ? (int)(nl - m) : (int)strlen(m);
+            fprintf(stderr, "kvgpu calibrate: warning: %.*s\n", len, m);
+            m += len + (nl != NULL);
+        }
+    }
+    kvg_model_destroy(&C.model);
+    kvg_pool_destroy(&C.pool);
+    kv_alloc_destroy(&C.a);
+    kv_calib_destroy(&C.meas);
+    cudaFree(C.descs_d);
     if (st != KV_OK) {
         fprintf(stderr, "kvgpu calibrate: %s\n", e.msg);
         return 1;
     }
-    double lat_out, lat_in, d2h, h2d;
-    fit_swaps(C.swaps, true, &lat_out, &d2h);
-    fit_swaps(C.swaps, false, &lat_in, &h2d);
-    double lat_us = (lat_out + lat_in) / 2 * 1e6;
-    std::vector<double> swap_err;
-    for (auto &s : C.swaps) {
-        double pred = s.copies * lat_us * 1e-6 + s.bytes / ((s.out ? d2h : h2d) * 1e9);
-        swap_err.push_back(fabs(pred - s.seconds) / s.seconds * 100);
-    }
-    FILE *f = fopen(out, "w");
-    if (f == NULL) {
-        fprintf(stderr, "kvgpu calibrate: %s: cannot create\n", out);
-        return 1;
-    }
-    fprintf(f,
-            "# kvgpu calibrate --model %s --gpu %s%s: measured on %s; kvsim --calib reads\n"
-            "# [calibration]; [fit] says how well the cost model fits the measured steps.\n"
-            "[calibration]\n"
-            "eff_memory = %.6f\neff_compute = %.6f\nstep_overhead_ms = %.6f\n"
-            "copy_latency_us = %.4f\nd2h_gbps = %.4f\nh2d_gbps = %.4f\n"
-            "map_us = %.3f\nunmap_us = %.3f\n\n[fit]\n"
-            "steps = %zu\nr2_steps = %.5f\nmedian_abs_pct_err_all = %.3f\n"
-            "median_abs_pct_err_decode = %.3f\nmedian_abs_pct_err_prefill = %.3f\n"
-            "median_abs_pct_err_mixed = %.3f\nswaps = %zu\nmedian_abs_pct_err_swaps = %.3f\n"
-            "copy_latency_out_us = %.4f\ncopy_latency_in_us = %.4f\nlayers_run = %u\n"
-            "layers = %u\n",
-            C.m.name, C.g.name, layers ? " --layers K" : "", prop.name, C.cm.gpu.eff_memory,
-            C.cm.gpu.eff_compute, C.cm.gpu.step_overhead_ms, lat_us, d2h, h2d, map_us, unmap_us,
-            C.pts.size(), r2(C.pts), med_abs_pct(C.pts, NULL), med_abs_pct(C.pts, "decode"),
-            med_abs_pct(C.pts, "prefill"), med_abs_pct(C.pts, "mixed"), C.swaps.size(),
-            median(swap_err), lat_out * 1e6, lat_in * 1e6, kvg_model_layers(C.model),
-            C.m.n_layers);
-    fclose(f);
-    char csv[1100];
-    snprintf(csv, sizeof csv, "%s.csv", out);
-    if ((f = fopen(csv, "w")) != NULL) {
-        fprintf(f, "region,batch,context,chunk,chunk_context,measured_ms,predicted_ms\n");
-        for (auto &p : C.pts)
-            fprintf(f, "%s,%u,%u,%u,%u,%.6f,%.6f\n", p.region, p.batch, p.context, p.chunk,
-                    p.chunk_context, p.measured_s * 1e3, p.predicted_s * 1e3);
-        for (auto &s : C.swaps)
-            fprintf(f, "swap-%s,%llu,%llu,0,0,%.6f,%.6f\n", s.out ? "out" : "in",
-                    (unsigned long long)s.copies, (unsigned long long)s.bytes, s.seconds * 1e3,
-                    (s.copies * lat_us * 1e-6 + s.bytes / ((s.out ? d2h : h2d) * 1e9)) * 1e3);
-        fclose(f);
-    }
-    printf("kvgpu calibrate: eff_memory %.3f, eff_compute %.3f, step overhead %.3f ms; R^2 %.4f, "
-           "median |error| %.2f%% (decode %.2f%%, prefill %.2f%%, mixed %.2f%%); swaps: %.2f us "
-           "a copy, %.1f GB/s out, %.1f GB/s in (median |error| %.2f%%); maps %.1f us, unmaps "
-           "%.1f us -> %s\n",
-           C.cm.gpu.eff_memory, C.cm.gpu.eff_compute, C.cm.gpu.step_overhead_ms, r2(C.pts),
-           med_abs_pct(C.pts, NULL), med_abs_pct(C.pts, "decode"), med_abs_pct(C.pts, "prefill"),
-           med_abs_pct(C.pts, "mixed"), lat_us, d2h, h2d, median(swap_err), map_us, unmap_us, out);
-    kvg_model_destroy(&C.model);
-    kvg_pool_destroy(&C.pool);
-    kv_alloc_destroy(&C.a);
-    cudaFree(C.descs_d);
     return 0;
 }

@@ -118,6 +118,14 @@ kv_status kvg_pool_describe(const kvg_pool *p, const kv_alloc *a, kv_seq_id s, k
 /* Unmap every chunk of slot s (after the allocator freed or swapped it out). */
 kv_status kvg_pool_release(kvg_pool *p, kv_seq_id s, kv_err *err);
 
+/* Time chunk maps and unmaps: rounds times, admit one sequence of seq_tokens into a (an
+ * empty allocator over p), make the device match (maps), free it and release its chunks
+ * (unmaps). The calls add to p's counts and times (kvg_pool_stats_of: map_s / maps is the cost
+ * of one map). kvgpu calibrate and kvgpu bench measure map costs this way. KV_OK, the
+ * allocator's status when it cannot admit (with a message), or a CUDA error. */
+kv_status kvg_pool_time_maps(kv_alloc *a, kvg_pool *p, uint32_t seq_tokens, uint32_t rounds,
+                             kv_err *err);
+
 const kvg_pool_stats *kvg_pool_stats_of(const kvg_pool *p);
 uint64_t kvg_pool_arena(const kvg_pool *p); /* device address of the arena (0 for chunks) */
 

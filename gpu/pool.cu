@@ -277,6 +277,27 @@ kv_status kvg_pool_sync(kvg_pool *p, const kv_alloc *a, kv_seq_id s, kvg_seqdesc
     return kv_errorf(err, KV_CORRUPT, "kvgpu: unknown placement kind");
 }
 
+kv_status kvg_pool_time_maps(kv_alloc *a, kvg_pool *p, uint32_t seq_tokens, uint32_t rounds,
+                             kv_err *err)
+{
+    for (uint32_t it = 0; it < rounds; it++) {
+        kv_admit_req r = {seq_tokens, seq_tokens, NULL, 0};
+        kv_seq_id id;
+        kvg_seqdesc d;
+        kv_status st = kv_alloc_admit(a, &r, &id, NULL);
+        if (st != KV_OK)
+            return kv_errorf(err, st, "map timing: admit %u tokens: %s", seq_tokens,
+                             kv_status_str(st));
+        st = kvg_pool_sync(p, a, id, &d, err); /* maps */
+        kv_alloc_free(a, id);
+        if (st == KV_OK)
+            st = kvg_pool_release(p, id, err); /* unmaps */
+        if (st != KV_OK)
+            return st;
+    }
+    return KV_OK;
+}
+
 uint64_t kvg_host_desc(const kv_alloc *a, kv_seq_id s, uint64_t host_base, kvg_seqdesc *d)
 {
     kv_placement pl;
