@@ -48,10 +48,8 @@ struct gpu_replay {
     std::vector<kvg_seqdesc> descs; /* by sequence id */
     kvg_seqdesc *descs_d = nullptr;
     std::vector<uint32_t> xfer_ids; /* a swap's block ids by table index */
-    /* host tier: a byte placer (a contiguous allocator of 256-byte units) over pinned memory */
-    kv_alloc *host_placer = nullptr;
+    /* the host tier: pinned memory of host_pool_bytes, placed by the allocator's tier */
     void *host = nullptr;
-    std::vector<kv_seq_id> host_slot; /* by sequence id */
     /* step buffers */
     uint16_t *src = nullptr;
     size_t src_tokens = 0;
@@ -95,57 +93,85 @@ static void cuda_ok(cudaError_t ce, const char *what)
         fail(kv_errorf(&R.err, KV_ERR_INPUT, "kvgpu: %s: %s", what, cudaGetErrorString(ce)));
 }
 
-/* The host-tier layout of a sequence of n_tokens tokens (n_blocks table entries for blocks) at
- * host_base: the device layout without a table (kvgpu.h, "Host tier"). Returns its bytes. */
-static uint64_t host_desc(kv_effect_at at, uint32_t n_tokens, uint32_t n_blocks,
-                          uint64_t host_base, kvg_seqdesc *d)
+/* The host-tier rows of n_tokens tokens at host_base (kvgpu.h, "Host tier"): blocks one after
+ * another with the device's inner layout; a chunk series' rows tensor after tensor; an extent's
+ * token-major. */
+static void host_desc(kv_effect_at at, uint32_t n_tokens, uint64_t host_base, kvg_seqdesc *d)
 {
     const kv_alloc_config *ac = kv_alloc_config_of(R.a);
     uint64_t tb = kv_alloc_token_bytes(R.a), rb = R.f.row_bytes;
     *d = kvg_seqdesc{};
     d->base = host_base;
     d->n_tokens = n_tokens;
-    if (at == KV_AT_BLOCK) { /* blocks one after another, same inner layout */
+    if (at == KV_AT_BLOCK) {
         d->unit_tokens = ac->paged.block_tokens;
         d->unit_bytes = (uint64_t)ac->paged.block_tokens * tb;
         d->tensor_stride = (uint64_t)ac->paged.block_tokens * rb;
         d->token_stride = rb;
-        return (uint64_t)n_blocks * d->unit_bytes;
+        return;
     }
     d->unit_tokens = KVG_EXTENT_UNIT;
-    if (at == KV_AT_RANGE && ac->chunk.layout == KV_CHUNK_PER_LAYER) { /* tensor after tensor */
+    if (at == KV_AT_RANGE && ac->chunk.layout == KV_CHUNK_PER_LAYER) {
         d->tensor_stride = (uint64_t)n_tokens * rb;
         d->token_stride = rb;
-    } else { /* token-major */
+    } else {
         d->tensor_stride = rb;
         d->token_stride = tb;
     }
-    return (uint64_t)n_tokens * tb;
 }
 
-/* Apply the transfers fx[0 .. n) of one swap of sequence s: one kvg_swap, the device side
- * described by the effects (blocks by id and table index, an extent by offset, a virtual
- * range by slot), the host side placed by the host tier's placer. */
+static void swap_one(bool out, const kvg_seqdesc *dev, const uint32_t *dev_ids,
+                     const kvg_seqdesc *host)
+{
+    kvg_swap_result res;
+    fail(kvg_swap(R.swapper, R.swap_batched ? KVG_SWAP_BATCHED : KVG_SWAP_PER_COPY, out, dev,
+                  dev_ids, host, R.nt, R.f.row_bytes, &res, &R.err));
+    R.step_swap_s += res.seconds;
+    R.step_swap_bytes += res.bytes;
+    R.swap_s += res.seconds;
+    R.swap_bytes += res.bytes;
+}
+
+/* Apply the transfers fx[0 .. n) of one swap of sequence s, both sides named by the effects:
+ * device blocks and the host blocks the tier gave them (one kvg_swap per run of consecutive
+ * entries and host blocks), or a device extent or virtual range and a host offset. */
 static void transfer(kv_seq_id s, const kv_effect *fx, uint32_t n)
 {
     bool out = fx[0].cause == KV_CAUSE_SWAP_OUT;
     kv_effect_at at = (kv_effect_at)fx[0].at;
-    uint32_t n_tokens = at == KV_AT_BLOCK ? kv_alloc_seq_tokens(R.a, s) : fx[0].n_tokens;
-    kvg_seqdesc dev = kvg_seqdesc{};
-    std::vector<uint32_t> &ids = R.xfer_ids;
-    ids.clear();
+    uint64_t host = (uint64_t)(uintptr_t)R.host;
+    R.n_swaps++;
     if (at == KV_AT_BLOCK) {
-        uint32_t bt = kv_alloc_config_of(R.a)->paged.block_tokens;
+        const kv_alloc_config *ac = kv_alloc_config_of(R.a);
+        uint32_t bt = ac->paged.block_tokens, n_tokens = kv_alloc_seq_tokens(R.a, s);
+        uint64_t bb = (uint64_t)bt * kv_alloc_token_bytes(R.a);
+        std::vector<uint32_t> &ids = R.xfer_ids;
         ids.assign((n_tokens + bt - 1) / bt, KV_BLOCK_NONE);
         for (uint32_t k = 0; k < n; k++)
             ids[fx[k].index] = out ? fx[k].src : fx[k].dst;
-        dev.base = kvg_pool_arena(R.pool);
-        dev.table = kvg_pool_table(R.pool, s); /* swap-in: flushed before this call */
-        dev.unit_tokens = bt;
-        dev.unit_bytes = (uint64_t)bt * kv_alloc_token_bytes(R.a);
-        dev.tensor_stride = (uint64_t)bt * R.f.row_bytes;
-        dev.token_stride = R.f.row_bytes;
-    } else if (at == KV_AT_EXTENT) {
+        for (uint32_t k = 0; k < n && R.st == KV_OK;) {
+            uint32_t run = 1;
+            auto host_of = [&](uint32_t j) { return out ? fx[j].dst : fx[j].src; };
+            while (k + run < n && fx[k + run].index == fx[k].index + run &&
+                   host_of(k + run) == host_of(k) + run)
+                run++;
+            uint32_t i0 = fx[k].index, first_token = i0 * bt;
+            kvg_seqdesc dev = kvg_seqdesc{}, h;
+            dev.base = kvg_pool_arena(R.pool);
+            dev.table = kvg_pool_table(R.pool, s) + i0; /* swap-in: flushed before this call */
+            dev.n_tokens = std::min(run * bt, n_tokens - first_token);
+            dev.unit_tokens = bt;
+            dev.unit_bytes = bb;
+            dev.tensor_stride = (uint64_t)bt * R.f.row_bytes;
+            dev.token_stride = R.f.row_bytes;
+            host_desc(at, dev.n_tokens, host + (uint64_t)host_of(k) * bb, &h);
+            swap_one(out, &dev, ids.data() + i0, &h);
+            k += run;
+        }
+        return;
+    }
+    kvg_seqdesc dev = kvg_seqdesc{}, h;
+    if (at == KV_AT_EXTENT) {
         dev.base = kvg_pool_arena(R.pool) + (out ? fx[0].src_offset_bytes : fx[0].dst_offset_bytes);
         dev.unit_tokens = KVG_EXTENT_UNIT;
         dev.tensor_stride = R.f.row_bytes;
@@ -157,34 +183,10 @@ static void transfer(kv_seq_id s, const kv_effect *fx, uint32_t n)
         if (R.st != KV_OK)
             return;
     }
-    dev.n_tokens = n_tokens;
-    kvg_seqdesc h;
-    uint64_t bytes = host_desc(at, n_tokens, (uint32_t)ids.size(), 0, &h);
-    if (out) {
-        uint32_t units = (uint32_t)((bytes + 255) / 256);
-        kv_admit_req req = {units, units, NULL, 0};
-        if (kv_alloc_admit(R.host_placer, &req, &R.host_slot[s], NULL) != KV_OK) {
-            fail(kv_errorf(&R.err, KV_ERR_INPUT, "kvgpu: host tier full for %llu bytes",
-                           (unsigned long long)bytes));
-            return;
-        }
-    }
-    kv_placement hp;
-    kv_alloc_placement(R.host_placer, R.host_slot[s], &hp);
-    host_desc(at, n_tokens, (uint32_t)ids.size(), (uint64_t)(uintptr_t)R.host + hp.offset_bytes,
+    dev.n_tokens = fx[0].n_tokens;
+    host_desc(at, fx[0].n_tokens, host + (out ? fx[0].dst_offset_bytes : fx[0].src_offset_bytes),
               &h);
-    kvg_swap_result res;
-    fail(kvg_swap(R.swapper, R.swap_batched ? KVG_SWAP_BATCHED : KVG_SWAP_PER_COPY, out, &dev,
-                  at == KV_AT_BLOCK ? ids.data() : NULL, &h, R.nt, R.f.row_bytes, &res, &R.err));
-    R.step_swap_s += res.seconds;
-    R.step_swap_bytes += res.bytes;
-    R.swap_s += res.seconds;
-    R.swap_bytes += res.bytes;
-    R.n_swaps++;
-    if (!out) {
-        kv_alloc_free(R.host_placer, R.host_slot[s]);
-        R.host_slot[s] = KV_SEQ_NONE;
-    }
+    swap_one(out, &dev, NULL, &h);
 }
 
 /* Apply one device-to-device copy. */
@@ -249,10 +251,6 @@ static void on_op(void *ctx, const kv_alloc *a, const kv_op_record *r)
     }
     if (R.st == KV_OK)
         fail(kvg_pool_flush(R.pool, &R.err));
-    if (r->op == KV_OP_FREE && R.host_slot[r->seq] != KV_SEQ_NONE) { /* freed while swapped */
-        kv_alloc_free(R.host_placer, R.host_slot[r->seq]);
-        R.host_slot[r->seq] = KV_SEQ_NONE;
-    }
     if (R.st == KV_OK && kv_alloc_seq_state(a, r->seq) == KV_SEQ_RESIDENT)
         fail(kvg_pool_describe(R.pool, a, r->seq, &R.descs[r->seq], &R.err));
 }
@@ -385,23 +383,14 @@ static int attach(void *ctx, kv_engine *e, kv_decision_log *log)
     R.n_qh = R.f.n_heads * R.q_per_kv;
     R.max_tokens = ac->max_seq_tokens;
     R.descs.assign(ac->max_seqs, kvg_seqdesc{});
-    R.host_slot.assign(ac->max_seqs, KV_SEQ_NONE);
-    kv_shape unit = kv_shape_dense(1, 1, 64); /* 256 bytes a "token" */
-    kv_alloc_config hc;
-    kv_alloc_config_default(&hc, KV_CONTIGUOUS, &unit, ac->host_pool_bytes + (64ull << 20));
-    hc.contiguous.reserve = KV_RESERVE_ORACLE;
-    hc.watermark = 0;
-    hc.max_seqs = ac->max_seqs;
-    hc.max_seq_tokens = (uint32_t)std::min<uint64_t>(1u << 30, hc.pool_bytes / 256);
-    st = kv_alloc_create(&hc, &R.host_placer, err);
     size_t staging = (size_t)ac->max_seq_tokens * kv_alloc_token_bytes(R.a) + (1u << 20);
-    if (st == KV_OK)
-        st = kvg_swapper_create(staging, &R.swapper, err);
+    st = kvg_swapper_create(staging, &R.swapper, err);
     R.src_tokens = QUERY_BATCH;
     size_t src_n = R.src_tokens * R.nt * R.f.n_heads * 128;
     cudaError_t ce = cudaSuccess;
     if (st == KV_OK) {
-        ce = cudaHostAlloc(&R.host, hc.pool_bytes, cudaHostAllocDefault);
+        ce = cudaHostAlloc(&R.host, std::max<uint64_t>(ac->host_pool_bytes, 1),
+                           cudaHostAllocDefault);
         if (ce == cudaSuccess)
             ce = cudaMalloc(&R.descs_d, R.descs.size() * sizeof(kvg_seqdesc));
         if (ce == cudaSuccess)
@@ -488,7 +477,6 @@ static int finish(void *ctx, const char *dir)
     kvg_model_destroy(&R.model);
     kvg_pool_destroy(&R.pool);
     kvg_swapper_destroy(&R.swapper);
-    kv_alloc_destroy(&R.host_placer);
     cudaFreeHost(R.host);
     cudaFree(R.descs_d);
     cudaFree(R.src);

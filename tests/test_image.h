@@ -1,13 +1,14 @@
 /* test_image.h — a shadow image of KV memory, driven only by the allocator's effects.
  *
  * The image holds one tag per token slot of the device pool (per chunk series for chunk pools)
- * and, for swapped sequences, per logical token in the host tier. The test writes each new
+ * and of the host tier (its blocks, or its token slots with every series side by side). The test writes each new
  * token's tag where the sequence's KV lives, as kvgpu writes KV; every other change to memory
  * comes from applying the effects the allocator returned: block-table writes and chunk maps
  * build the image's own view of each sequence (never read back from the allocator), copies and
  * transfers move tags. After each operation every resident sequence must read back the tags it
- * was given, through that view; slots no resident sequence holds are overwritten with garbage,
- * so a missing copy or transfer shows. Tags of full prompt blocks with content ids are derived
+ * was given, through that view; slots no resident sequence holds, and host units no swapped
+ * sequence was given by its swap-out's transfers, are overwritten with garbage, so a missing or
+ * misdirected copy or transfer shows. Tags of full prompt blocks with content ids are derived
  * from the content chain (so a prefix-cache hit must find them) and are never scrubbed.
  *
  * Glossary: tag = what a token slot holds; view = the image's table (blocks) or map (chunks)
@@ -29,7 +30,10 @@ typedef struct image {
     uint32_t n_units, n_series, stride, max_tokens, max_seqs;
     uint64_t *dev;    /* n_units x unit_tokens */
     uint32_t *view;   /* [seq][series][stride]: unit ids from effects */
-    uint64_t *host;   /* [seq][series][max_tokens] */
+    uint64_t *host;   /* host tier: n_host_units x unit_tokens (blocks) or x n_series (tokens) */
+    uint32_t n_host_units, host_slot_tags;
+    uint32_t *host_rec; /* [seq][stride]: host block per table entry, or {start, tokens} */
+    uint8_t *host_held; /* per host unit, scratch */
     uint64_t *expect; /* [seq][max_tokens] */
     uint8_t *held;    /* per unit, scratch */
     uint64_t next_tag;
@@ -73,10 +77,19 @@ static inline void img_init(image *m, const kv_alloc *a)
         break;
     }
     m->stride = (m->max_tokens + m->unit_tokens - 1) / m->unit_tokens;
+    bool host_blocks = m->kind == KV_PLACE_BLOCKS;
+    uint64_t host_unit_bytes = host_blocks ? (uint64_t)m->unit_tokens * m->token_bytes
+                                           : m->token_bytes;
+    m->n_host_units = (uint32_t)(c->host_pool_bytes / host_unit_bytes);
+    m->host_slot_tags = host_blocks ? m->unit_tokens : m->n_series;
+    m->host_rec = malloc((size_t)m->max_seqs * (m->stride + 2) * sizeof *m->host_rec);
+    m->host_held = calloc((size_t)m->n_host_units + 1, 1);
+    assert_non_null(m->host_rec);
+    assert_non_null(m->host_held);
     size_t views = (size_t)m->max_seqs * m->n_series * m->stride;
     m->dev = calloc((size_t)m->n_units * m->unit_tokens, sizeof *m->dev);
     m->view = malloc(views * sizeof *m->view);
-    m->host = calloc((size_t)m->max_seqs * m->n_series * m->max_tokens, sizeof *m->host);
+    m->host = calloc(((size_t)m->n_host_units + 1) * m->host_slot_tags, sizeof *m->host);
     m->expect = calloc((size_t)m->max_seqs * m->max_tokens, sizeof *m->expect);
     m->held = calloc(m->n_units, 1);
     assert_non_null(m->dev);
@@ -94,6 +107,8 @@ static inline void img_fini(image *m)
     free(m->host);
     free(m->expect);
     free(m->held);
+    free(m->host_rec);
+    free(m->host_held);
 }
 
 static inline uint32_t *img_view(image *m, kv_seq_id s, uint32_t series)
@@ -106,9 +121,9 @@ static inline uint64_t *img_expect(image *m, kv_seq_id s)
     return m->expect + (size_t)s * m->max_tokens;
 }
 
-static inline uint64_t *img_host(image *m, kv_seq_id s, uint32_t series)
+static inline uint32_t *img_host_rec(image *m, kv_seq_id s)
 {
-    return m->host + ((size_t)s * m->n_series + series) * m->max_tokens;
+    return m->host_rec + (size_t)s * (m->stride + 2);
 }
 
 /* Whether token t of resident s is stored, and where (the slot index in dev). */
@@ -167,6 +182,7 @@ static inline void img_tag(image *m, kv_seq_id s, uint32_t from, uint32_t to,
 static inline void img_apply(image *m, const kv_alloc *a, const kv_effect *fx, uint32_t n)
 {
     uint32_t ut = m->unit_tokens;
+    kv_seq_id recorded = KV_SEQ_NONE; /* the sequence whose host record this swap-out rewrites */
     for (uint32_t i = 0; i < n; i++) {
         const kv_effect *e = &fx[i];
         switch ((kv_effect_kind)e->kind) {
@@ -204,29 +220,45 @@ static inline void img_apply(image *m, const kv_alloc *a, const kv_effect *fx, u
             break;
         case KV_FX_TRANSFER: {
             bool out = e->cause == KV_CAUSE_SWAP_OUT;
+            uint32_t *rec = img_host_rec(m, e->seq);
+            if (out && recorded != e->seq) {
+                memset(rec, 0xff, (m->stride + 2) * sizeof *rec);
+                recorded = e->seq;
+            }
             if (e->at == KV_AT_BLOCK) {
-                uint32_t u = out ? e->src : e->dst;
-                uint64_t *h = img_host(m, e->seq, 0) + (size_t)e->index * ut;
-                uint64_t *d = &m->dev[(size_t)u * ut];
+                uint32_t dev_u = out ? e->src : e->dst, host_u = out ? e->dst : e->src;
+                assert_true(host_u < m->n_host_units);
+                if (out)
+                    rec[e->index] = host_u;
+                else
+                    assert_int_equal(rec[e->index], host_u);
+                uint64_t *h = &m->host[(size_t)host_u * ut];
+                uint64_t *d = &m->dev[(size_t)dev_u * ut];
                 memcpy(out ? h : d, out ? d : h, ut * sizeof *m->dev);
-            } else if (e->at == KV_AT_EXTENT) {
-                uint64_t *h = img_host(m, e->seq, 0);
-                uint64_t *d =
-                    &m->dev[(out ? e->src_offset_bytes : e->dst_offset_bytes) / m->token_bytes];
-                memcpy(out ? h : d, out ? d : h, e->n_tokens * sizeof *m->dev);
-            } else {
-                for (uint32_t j = 0; j < m->n_series; j++)
-                    for (uint32_t t = 0; t < e->n_tokens; t++) {
+                break;
+            }
+            uint64_t host_first = (out ? e->dst_offset_bytes : e->src_offset_bytes) / m->token_bytes;
+            assert_true(host_first + e->n_tokens <= m->n_host_units);
+            if (out)
+                rec[0] = (uint32_t)host_first, rec[1] = e->n_tokens;
+            for (uint32_t j = 0; j < m->n_series; j++)
+                for (uint32_t t = 0; t < e->n_tokens; t++) {
+                    uint64_t *d;
+                    if (e->at == KV_AT_EXTENT) {
+                        d = &m->dev[(out ? e->src_offset_bytes : e->dst_offset_bytes) /
+                                        m->token_bytes +
+                                    t];
+                    } else {
                         uint32_t u = img_view(m, e->seq, j)[t / ut];
                         assert_true(u != IMG_NONE);
-                        uint64_t *d = &m->dev[(size_t)u * ut + t % ut];
-                        uint64_t *h = &img_host(m, e->seq, j)[t];
-                        if (out)
-                            *h = *d;
-                        else
-                            *d = *h;
+                        d = &m->dev[(size_t)u * ut + t % ut];
                     }
-            }
+                    uint64_t *h = &m->host[(host_first + t) * m->n_series + j];
+                    if (out)
+                        *h = *d;
+                    else
+                        *d = *h;
+                }
             break;
         }
         case KV_FX_N_KINDS: break;
@@ -262,6 +294,25 @@ static inline void img_verify(image *m, const kv_alloc *a, const kv_seq_id *ids,
                     m->held[u] = 1;
             }
     }
+    memset(m->host_held, 0, m->n_host_units);
+    for (uint32_t k = 0; k < n; k++) {
+        kv_seq_id s = ids[k];
+        if (kv_alloc_seq_state(a, s) != KV_SEQ_SWAPPED)
+            continue;
+        const uint32_t *rec = img_host_rec(m, s);
+        if (m->kind == KV_PLACE_BLOCKS) {
+            uint32_t n_idx = (kv_alloc_seq_tokens(a, s) + m->unit_tokens - 1) / m->unit_tokens;
+            for (uint32_t i = 0; i < n_idx; i++)
+                if (rec[i] != IMG_NONE)
+                    m->host_held[rec[i]] = 1;
+        } else {
+            memset(m->host_held + rec[0], 1, rec[1]);
+        }
+    }
+    for (uint32_t u = 0; u < m->n_host_units; u++)
+        if (!m->host_held[u])
+            for (uint32_t o = 0; o < m->host_slot_tags; o++)
+                m->host[(size_t)u * m->host_slot_tags + o] = 0xbad0000000000000ull + m->next_tag++;
     for (uint32_t u = 0; u < m->n_units; u++)
         if (!m->held[u])
             for (uint32_t o = 0; o < m->unit_tokens; o++) {

@@ -242,6 +242,23 @@ kv_status kv_alloc_create(const kv_alloc_config *c, kv_alloc **out, kv_err *err)
     case KV_N_STRATEGIES: st = KV_ERR_INPUT; break;
     }
     if (st == KV_OK) {
+        bool blocks = c->strategy == KV_PAGED || c->strategy == KV_COMPRESSED;
+        /* Host blocks: swapped sequences never hold more than max_seqs x a table's length;
+         * host extents: one per swapped sequence. */
+        st = blocks ? kv_tier_init(&a->host, KV_TIER_BLOCKS, a->u.paged.block_bytes,
+                                   c->host_pool_bytes,
+                                   (uint64_t)c->max_seqs * a->u.paged.stride)
+                    : kv_tier_init(&a->host, KV_TIER_EXTENTS, a->token_bytes, c->host_pool_bytes,
+                                   c->max_seqs);
+        if (st == KV_OK && blocks && (a->host_mark = calloc((size_t)a->host.max_ids + 1, 1)) == NULL)
+            st = KV_ERR_NOMEM;
+        if (st != KV_OK) {
+            kv_alloc_destroy(&a);
+            return st == KV_ERR_INPUT
+                       ? kv_errorf(err, st, "host_pool_bytes: more than 2^32 - 2 host units")
+                       : kv_errorf(err, st, "allocator: out of host memory for the host tier");
+        }
+        a->metadata_bytes += kv_tier_metadata_bytes(&a->host);
         a->fx_cap = fx_bound(a);
         a->fx = malloc((size_t)a->fx_cap * sizeof *a->fx);
         if (a->fx == NULL) {
@@ -271,6 +288,8 @@ void kv_alloc_destroy(kv_alloc **ap)
     case KV_COMPRESSED: kv_compressed_fini(a); break;
     case KV_N_STRATEGIES: break;
     }
+    kv_tier_fini(&a->host);
+    free(a->host_mark);
     free(a->seqs);
     free(a->live);
     free(a->fx);
@@ -472,6 +491,10 @@ static kv_status free_op(kv_alloc *a, kv_seq_id s)
         return KV_INVALID;
     if (a->seqs[s].state == KV_SEQ_SWAPPED) {
         a->host_used_bytes -= a->seqs[s].host_bytes;
+        if (a->host.kind == KV_TIER_BLOCKS)
+            kv_paged_host_release(a, s);
+        else
+            kv_tier_free_extent(&a->host, a->seqs[s].host_start, a->seqs[s].tokens);
     } else {
         switch (a->cfg.strategy) {
         case KV_CONTIGUOUS: kv_contiguous_free(a, s); break;
@@ -662,6 +685,41 @@ void kv_alloc_breakdown(const kv_alloc *a, const kv_admit_req *waiting, kv_mem_b
             out->uncompressed_token_bytes += (uint64_t)a->seqs[s].tokens * a->native_token_bytes;
 }
 
+static int cmp_hole(const void *x, const void *y)
+{
+    const kv_hole *p = x, *q = y;
+    return (p->start > q->start) - (p->start < q->start);
+}
+
+/* The extents of swapped sequences and the tier's holes tile the host tier exactly. */
+static kv_status check_host_extents(const kv_alloc *a, kv_err *err)
+{
+    const kv_host_tier *t = &a->host;
+    kv_hole *ext = calloc((size_t)a->n_live + t->n_holes + 1, sizeof *ext);
+    if (ext == NULL)
+        return kv_errorf(err, KV_ERR_NOMEM, "host tier check: out of memory");
+    uint32_t n = 0;
+    for (LIVE_EACH(a, i, s))
+        if (a->seqs[s].state == KV_SEQ_SWAPPED)
+            ext[n++] = (kv_hole){a->seqs[s].host_start, a->seqs[s].tokens};
+    for (uint32_t i = 0; i < t->n_holes; i++)
+        ext[n++] = t->holes[i];
+    qsort(ext, n, sizeof *ext, cmp_hole);
+    uint64_t at = 0;
+    kv_status st = KV_OK;
+    for (uint32_t i = 0; i < n && st == KV_OK; i++) {
+        if (ext[i].start != at)
+            st = kv_errorf(err, KV_CORRUPT, "host tier: a gap or overlap at unit %llu (next %u)",
+                           (unsigned long long)at, ext[i].start);
+        at += ext[i].n_units;
+    }
+    if (st == KV_OK && at != t->n_units)
+        st = kv_errorf(err, KV_CORRUPT, "host tier: extents and holes end at %llu of %llu",
+                       (unsigned long long)at, (unsigned long long)t->n_units);
+    free(ext);
+    return st;
+}
+
 kv_status kv_alloc_check(const kv_alloc *a, kv_err *err)
 {
     uint32_t n_res = 0, n_sw = 0, n_free = 0;
@@ -698,10 +756,20 @@ kv_status kv_alloc_check(const kv_alloc *a, kv_err *err)
                          "slots: %u free (%u listed), %u resident (counter %u), %u swapped "
                          "(counter %u)",
                          n_free, listed, n_res, a->n_resident, n_sw, a->n_swapped);
-    if (host != a->host_used_bytes || host > a->cfg.host_pool_bytes)
-        return kv_errorf(err, KV_CORRUPT, "host tier: %llu bytes held, counter %llu, cap %llu",
+    if (host != a->host_used_bytes || host > a->cfg.host_pool_bytes ||
+        host != a->host.used_units * a->host.unit_bytes)
+        return kv_errorf(err, KV_CORRUPT,
+                         "host tier: %llu bytes held, counter %llu, %llu units of %llu bytes "
+                         "used, cap %llu",
                          (unsigned long long)host, (unsigned long long)a->host_used_bytes,
+                         (unsigned long long)a->host.used_units,
+                         (unsigned long long)a->host.unit_bytes,
                          (unsigned long long)a->cfg.host_pool_bytes);
+    kv_status hst = kv_tier_check(&a->host, a->host_mark, err);
+    if (hst == KV_OK)
+        hst = a->host.kind == KV_TIER_BLOCKS ? kv_paged_check_host(a, err) : check_host_extents(a, err);
+    if (hst != KV_OK)
+        return hst;
     kv_status st = KV_OK;
     switch (a->cfg.strategy) {
     case KV_CONTIGUOUS: st = kv_contiguous_check(a, err); break;

@@ -13,6 +13,7 @@
 #include "effect.h"
 #include "holes.h"
 #include "prefix_index.h"
+#include "tier.h"
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -23,6 +24,7 @@ typedef struct kv_seq {
     uint32_t next_free;    /* slot free list, while KV_SEQ_FREE */
     uint32_t live_idx;     /* index in kv_alloc.live, while live */
     uint64_t host_bytes;   /* bytes in the host tier, while KV_SEQ_SWAPPED */
+    uint32_t host_start;   /* first host unit of its extent (extents tier), while swapped */
     union {
         struct {
             uint32_t start, cap; /* token slots [start, start + cap) */
@@ -84,6 +86,8 @@ struct kv_alloc {
     uint32_t n_live;
     uint32_t n_resident, n_swapped;
     uint64_t host_used_bytes;
+    kv_host_tier host; /* the host tier's pool (tier.h) */
+    uint8_t *host_mark; /* checker scratch, one per host block id */
     uint64_t metadata_bytes;
     kv_alloc_stats stats;
     kv_op_listener listener; /* kv_alloc_set_listener */
@@ -151,6 +155,11 @@ KV_STRATEGY_OPS(compressed)
 bool kv_contiguous_too_large(const kv_alloc *a, const kv_admit_req *req);
 bool kv_chunk_too_large(const kv_alloc *a, const kv_admit_req *req);
 bool kv_paged_too_large(const kv_alloc *a, const kv_admit_req *req);
+
+/* Give back the host units of swapped sequence s (it is being freed while swapped). */
+void kv_paged_host_release(kv_alloc *a, kv_seq_id s);
+/* Paged: check that swapped sequences hold exactly the host tier's used block ids. */
+kv_status kv_paged_check_host(const kv_alloc *a, kv_err *err);
 
 /* Paged internals that compressed builds on (paged.c). */
 kv_status kv_paged_init_blocks(kv_alloc *a, uint64_t token_bytes, kv_err *err);

@@ -84,8 +84,9 @@ static void unmap_all(kv_alloc *a, kv_seq_id s)
 
 /* A copy or transfer of the first n_tokens tokens of a sequence's virtual range. */
 static kv_effect range_effect(const kv_alloc *a, kv_effect_kind kind, kv_effect_cause cause,
-                              kv_seq_id from, kv_seq_id to, uint32_t n_tokens)
+                              kv_seq_id from, kv_seq_id to, uint32_t n_tokens, uint32_t host_start)
 {
+    uint64_t host_offset = (uint64_t)host_start * a->token_bytes;
     return (kv_effect){.kind = (uint8_t)kind,
                        .cause = (uint8_t)cause,
                        .at = KV_AT_RANGE,
@@ -96,6 +97,8 @@ static kv_effect range_effect(const kv_alloc *a, kv_effect_kind kind, kv_effect_
                        .dst = KV_FX_NO_UNIT,
                        .n_tokens = n_tokens,
                        .n_copies = kind == KV_FX_TRANSFER ? a->u.chunk.n_tensors : 1,
+                       .src_offset_bytes = cause == KV_CAUSE_SWAP_IN ? host_offset : 0,
+                       .dst_offset_bytes = cause == KV_CAUSE_SWAP_OUT ? host_offset : 0,
                        .bytes = (uint64_t)n_tokens * a->token_bytes};
 }
 
@@ -202,7 +205,7 @@ kv_status kv_chunk_fork(kv_alloc *a, kv_seq_id parent, kv_seq_id child)
     a->seqs[child].u.ch.n_chunks = n;
     a->stats.copy_bytes += (uint64_t)a->seqs[parent].tokens * a->token_bytes;
     kv_alloc_emit(a, range_effect(a, KV_FX_COPY, KV_CAUSE_FORK, parent, child,
-                                  a->seqs[parent].tokens));
+                                  a->seqs[parent].tokens, 0));
     return KV_OK;
 }
 
@@ -214,9 +217,12 @@ void kv_chunk_free(kv_alloc *a, kv_seq_id s)
 kv_status kv_chunk_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
 {
     uint64_t bytes = (uint64_t)a->seqs[s].tokens * a->token_bytes;
-    if (a->host_used_bytes + bytes > a->cfg.host_pool_bytes)
+    uint32_t host_start;
+    if (kv_tier_alloc_extent(&a->host, a->seqs[s].tokens, &host_start) != KV_OK)
         return KV_NO_SPACE;
-    kv_alloc_emit(a, range_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_OUT, s, s, a->seqs[s].tokens));
+    a->seqs[s].host_start = host_start;
+    kv_alloc_emit(a, range_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_OUT, s, s, a->seqs[s].tokens,
+                                  host_start));
     unmap_all(a, s); /* after the transfer has read the range */
     *st = (kv_swap_stats){.bytes = bytes, .n_copies = a->u.chunk.n_tensors};
     return KV_OK;
@@ -231,7 +237,9 @@ kv_status kv_chunk_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
         return KV_NO_SPACE;
     map_range(a, s, 0, n);
     q->u.ch.n_chunks = n;
-    kv_alloc_emit(a, range_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_IN, s, s, q->tokens));
+    kv_alloc_emit(a, range_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_IN, s, s, q->tokens,
+                                  q->host_start));
+    kv_tier_free_extent(&a->host, q->host_start, q->tokens);
     *st = (kv_swap_stats){.bytes = (uint64_t)q->tokens * a->token_bytes, .n_copies = c->n_tensors};
     return KV_OK;
 }

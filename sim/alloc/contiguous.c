@@ -235,10 +235,12 @@ kv_status kv_contiguous_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
 {
     kv_seq *q = &a->seqs[s];
     uint64_t bytes = (uint64_t)q->tokens * a->token_bytes;
-    if (a->host_used_bytes + bytes > a->cfg.host_pool_bytes)
+    uint32_t host_start;
+    if (kv_tier_alloc_extent(&a->host, q->tokens, &host_start) != KV_OK)
         return KV_NO_SPACE;
-    kv_alloc_emit(a, extent_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_OUT, s, s, q->u.ext.start, 0,
-                                   q->tokens));
+    q->host_start = host_start;
+    kv_alloc_emit(a, extent_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_OUT, s, s, q->u.ext.start,
+                                   host_start, q->tokens));
     release(a, q->u.ext.start);
     q->u.ext.start = KV_UNIT_NONE;
     *st = (kv_swap_stats){.bytes = bytes, .n_copies = 1};
@@ -252,8 +254,9 @@ kv_status kv_contiguous_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
     if (start == KV_UNIT_NONE)
         return KV_NO_SPACE;
     q->u.ext.start = start;
-    kv_alloc_emit(a, extent_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_IN, s, s, 0, start,
-                                   q->tokens));
+    kv_alloc_emit(a, extent_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_IN, s, s, q->host_start,
+                                   start, q->tokens));
+    kv_tier_free_extent(&a->host, q->host_start, q->tokens);
     *st = (kv_swap_stats){.bytes = (uint64_t)q->tokens * a->token_bytes, .n_copies = 1};
     return KV_OK;
 }

@@ -108,15 +108,17 @@ void kv_effect_fprint(FILE *f, const kv_effect *e)
         fprintf(f, " %lluB", (unsigned long long)e->bytes);
         break;
     case KV_FX_TRANSFER: {
-        uint32_t id = e->cause == KV_CAUSE_SWAP_OUT ? e->src : e->dst;
-        uint64_t off =
-            e->cause == KV_CAUSE_SWAP_OUT ? e->src_offset_bytes : e->dst_offset_bytes;
+        bool out = e->cause == KV_CAUSE_SWAP_OUT;
         if (e->at == KV_AT_BLOCK)
-            fprintf(f, " b%u@i%u", id, e->index);
+            fprintf(f, out ? " b%u->h%u@i%u" : " h%u->b%u@i%u", e->src, e->dst, e->index);
         else if (e->at == KV_AT_EXTENT)
-            fprintf(f, " @%llu", (unsigned long long)off);
+            fprintf(f, out ? " @%llu->h@%llu" : " h@%llu->@%llu",
+                    (unsigned long long)e->src_offset_bytes,
+                    (unsigned long long)e->dst_offset_bytes);
+        else if (out)
+            fprintf(f, " s%u->h@%llu", e->seq, (unsigned long long)e->dst_offset_bytes);
         else
-            fprintf(f, " s%u", e->seq);
+            fprintf(f, " h@%llu->s%u", (unsigned long long)e->src_offset_bytes, e->seq);
         fprintf(f, " %lluB x%u", (unsigned long long)e->bytes, e->n_copies);
         break;
     }

@@ -18,9 +18,11 @@
  *
  * Locations. A unit is a block or chunk id of the pool (src / dst); an extent is a byte offset
  * (src_offset_bytes / dst_offset_bytes) of the pool, token-major. Rows copied by COPY fork or
- * move are the first n_tokens tokens of the sequence, every layer tensor. A TRANSFER names the
- * device side (a block with its table index, an extent offset, or the whole virtual range of a
- * chunk series) and its bytes and separate copies; the host side is the tier's.
+ * move are the first n_tokens tokens of the sequence, every layer tensor. A TRANSFER names both
+ * sides, src on the tier it leaves and dst on the tier it reaches (tier.h): a device block and a
+ * host block, with the table index (blocks pools); a device extent offset and a host byte
+ * offset (extents); the sequence's virtual range and a host byte offset (chunk series), where
+ * the host copy is laid out tensor after tensor. Its bytes and separate copies are priced.
  *
  * Glossary: fx = effect(s); src / dst = where bytes come from / go to; index = position in the
  * sequence's block table or chunk series; series = which layer tensor's chunk series.
@@ -120,7 +122,7 @@ const char *kv_effect_kind_name(kv_effect_kind k);
 const char *kv_effect_cause_name(kv_effect_cause c);
 
 /* One effect as the decision log prints it, e.g. "copy:cow b12->b40 4096B",
- * "map t3 i2 c77", "xfer:swap-out b5@i0 32768B x64". */
+ * "map t3 i2 c77", "xfer:swap-out b5->h0@i0 32768B x64". */
 void kv_effect_fprint(FILE *f, const kv_effect *e);
 
 #endif

@@ -528,14 +528,19 @@ kv_status kv_paged_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
 {
     const kv_paged *p = &a->u.paged;
     uint64_t n = present_blocks(&a->seqs[s]), bytes = n * p->block_bytes;
-    if (a->host_used_bytes + bytes > a->cfg.host_pool_bytes)
+    uint32_t *host = p->hits; /* scratch of a table's length */
+    if (kv_tier_take_blocks(&a->host, (uint32_t)n, host) != KV_OK)
         return KV_NO_SPACE;
-    const uint32_t *t = table_of(p, s);
-    for (uint32_t i = 0; i < a->seqs[s].u.pg.n_blocks; i++)
+    uint32_t *t = table_of(p, s);
+    for (uint32_t i = 0, k = 0; i < a->seqs[s].u.pg.n_blocks; i++)
         if (t[i] != KV_BLOCK_NONE)
             kv_alloc_emit(a, block_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_OUT, s, s, i, t[i],
-                                          KV_FX_NO_UNIT, p->block_bytes));
-    release_all(a, s); /* table entries stay: non-NONE marks a block to bring back */
+                                          host[k++], p->block_bytes));
+    release_all(a, s);
+    /* While swapped, the table names host blocks: non-NONE marks a block to bring back. */
+    for (uint32_t i = 0, k = 0; i < a->seqs[s].u.pg.n_blocks; i++)
+        if (t[i] != KV_BLOCK_NONE)
+            t[i] = host[k++];
     *st = (kv_swap_stats){.bytes = bytes, .n_copies = n * kv_shape_n_tensors(&a->cfg.shape)};
     return KV_OK;
 }
@@ -554,13 +559,53 @@ kv_status kv_paged_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
         uint32_t b = block_take(a);
         p->fill[b] = fill_at(p, end, i);
         p->filled_slots += p->fill[b];
-        t[i] = b;
         emit_table(a, s, i, b);
-        kv_alloc_emit(a, block_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_IN, s, s, i,
-                                      KV_FX_NO_UNIT, b, p->block_bytes));
+        kv_alloc_emit(a, block_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_IN, s, s, i, t[i], b,
+                                      p->block_bytes));
+        t[i] = b;
     }
+    uint32_t n_effects;
+    const kv_effect *fx = kv_alloc_effects(a, &n_effects);
+    for (uint32_t k = n_effects; k-- > 0;) /* last first: the next swap-out takes them in order */
+        if (fx[k].kind == KV_FX_TRANSFER)
+            kv_tier_give_block(&a->host, fx[k].src);
     *st = (kv_swap_stats){.bytes = (uint64_t)n * p->block_bytes,
                           .n_copies = (uint64_t)n * kv_shape_n_tensors(&a->cfg.shape)};
+    return KV_OK;
+}
+
+void kv_paged_host_release(kv_alloc *a, kv_seq_id s)
+{
+    const uint32_t *t = table_of(&a->u.paged, s);
+    for (uint32_t i = a->seqs[s].u.pg.n_blocks; i-- > 0;)
+        if (t[i] != KV_BLOCK_NONE)
+            kv_tier_give_block(&a->host, t[i]);
+}
+
+kv_status kv_paged_check_host(const kv_alloc *a, kv_err *err)
+{
+    const kv_paged *p = &a->u.paged;
+    uint8_t *mark = a->host_mark; /* kv_tier_check left 1 on every free id */
+    uint64_t held = 0;
+    for (uint32_t s = 0; s < a->cfg.max_seqs; s++) {
+        const kv_seq *q = &a->seqs[s];
+        if (q->state != KV_SEQ_SWAPPED)
+            continue;
+        const uint32_t *t = table_of(p, s);
+        for (uint32_t i = 0; i < q->u.pg.n_blocks; i++) {
+            if (t[i] == KV_BLOCK_NONE)
+                continue;
+            if (t[i] >= a->host.next_fresh || mark[t[i]]++)
+                return kv_errorf(err, KV_CORRUPT,
+                                 "host tier: swapped seq %u entry %u names host block %u, free "
+                                 "or named twice",
+                                 s, i, t[i]);
+            held++;
+        }
+    }
+    if (held != a->host.used_units)
+        return kv_errorf(err, KV_CORRUPT, "host tier: swapped sequences hold %llu blocks, %llu used",
+                         (unsigned long long)held, (unsigned long long)a->host.used_units);
     return KV_OK;
 }
 
