@@ -1,6 +1,8 @@
 /* alloc.c — the allocator's public interface: config, names, sequence slots, argument checks and
- * one switch per operation over the strategy files (contiguous.c, chunk_pool.c, paged.c,
- * compressed.c). See alloc.h for the contract.
+ * one switch per operation over the strategy files (contiguous.c: extents over holes.c or
+ * buddy.c; chunk_pool.c: chunk series; paged.c: block tables over block_pool.c with a token
+ * layout, layout.c, for paged and compressed alike), the host tier (tier.c) and the effects of
+ * every operation (effect.h). See alloc.h for the contract.
  *
  * Adding a strategy: one file with the kv_<s>_* entries of alloc_internal.h, one enum value in
  * alloc.h, one case per switch here.
@@ -143,6 +145,17 @@ kv_status kv_alloc_config_validate(const kv_alloc_config *c, kv_err *err)
     return KV_OK;
 }
 
+kv_shape kv_alloc_config_stored_shape(const kv_alloc_config *c)
+{
+    kv_shape q = c->shape;
+    if (c->strategy == KV_COMPRESSED) {
+        q.elem_bits = c->compressed.elem_bits;
+        q.scale_group_elems = c->compressed.scale_group_elems;
+        q.scale_bytes = c->compressed.scale_bytes;
+    }
+    return q;
+}
+
 /* ------------------------------------------------------------------------------ slots --- */
 
 kv_seq_id kv_alloc_slot_take(kv_alloc *a)
@@ -237,15 +250,15 @@ kv_status kv_alloc_create(const kv_alloc_config *c, kv_alloc **out, kv_err *err)
     switch (c->strategy) {
     case KV_CONTIGUOUS: st = kv_contiguous_init(a, err); break;
     case KV_CHUNK_POOL: st = kv_chunk_init(a, err); break;
-    case KV_PAGED: st = kv_paged_init(a, err); break;
-    case KV_COMPRESSED: st = kv_compressed_init(a, err); break;
+    case KV_PAGED:
+    case KV_COMPRESSED: st = kv_paged_init(a, err); break;
     case KV_N_STRATEGIES: st = KV_ERR_INPUT; break;
     }
     if (st == KV_OK) {
         bool blocks = c->strategy == KV_PAGED || c->strategy == KV_COMPRESSED;
         /* Host blocks: swapped sequences never hold more than max_seqs x a table's length;
          * host extents: one per swapped sequence. */
-        st = blocks ? kv_tier_init(&a->host, KV_TIER_BLOCKS, a->u.paged.block_bytes,
+        st = blocks ? kv_tier_init(&a->host, KV_TIER_BLOCKS, a->u.paged.pool.block_bytes,
                                    c->host_pool_bytes,
                                    (uint64_t)c->max_seqs * a->u.paged.stride)
                     : kv_tier_init(&a->host, KV_TIER_EXTENTS, a->token_bytes, c->host_pool_bytes,
@@ -284,8 +297,8 @@ void kv_alloc_destroy(kv_alloc **ap)
     switch (a->cfg.strategy) {
     case KV_CONTIGUOUS: kv_contiguous_fini(a); break;
     case KV_CHUNK_POOL: kv_chunk_fini(a); break;
-    case KV_PAGED: kv_paged_fini(a); break;
-    case KV_COMPRESSED: kv_compressed_fini(a); break;
+    case KV_PAGED:
+    case KV_COMPRESSED: kv_paged_fini(a); break;
     case KV_N_STRATEGIES: break;
     }
     kv_tier_fini(&a->host);
@@ -328,19 +341,19 @@ kv_status kv_alloc_growth(const kv_alloc *a, kv_seq_id s, kv_growth *g)
         g->unit_bytes = (uint64_t)c->n_tensors * a->cfg.chunk.chunk_bytes;
         break;
     }
-    case KV_COMPRESSED:
-        if (a->cfg.compressed.policy != KV_TOKENS_ALL) {
+    case KV_PAGED:
+    case KV_COMPRESSED: {
+        const kv_paged *p = &a->u.paged;
+        const kv_block_pool *bp = &p->pool;
+        if (!kv_layout_shares(&p->layout)) { /* a window or budget changes the layout */
             g->capacity = q->tokens;
             break;
         }
-        /* fall through - with every token kept, compressed grows as paged does */
-    case KV_PAGED: {
-        const kv_paged *p = &a->u.paged;
         uint32_t last = p->tables[(size_t)s * p->stride + q->u.pg.n_blocks - 1];
-        g->capacity = q->u.pg.n_blocks * p->block_tokens;
-        g->unit_tokens = p->block_tokens;
-        g->unit_bytes = p->block_bytes;
-        g->copy_next = p->refcnt[last] > 1 && p->fill[last] < p->block_tokens;
+        g->capacity = q->u.pg.n_blocks * bp->block_tokens;
+        g->unit_tokens = bp->block_tokens;
+        g->unit_bytes = bp->block_bytes;
+        g->copy_next = bp->refcnt[last] > 1 && bp->fill[last] < bp->block_tokens;
         break;
     }
     case KV_N_STRATEGIES: break;
@@ -356,9 +369,9 @@ void kv_alloc_free_bytes(const kv_alloc *a, uint64_t *free_bytes, uint64_t *cach
     case KV_CHUNK_POOL: *free_bytes = (uint64_t)a->u.chunk.n_free * a->cfg.chunk.chunk_bytes; break;
     case KV_PAGED:
     case KV_COMPRESSED: {
-        const kv_paged *p = &a->u.paged;
-        *free_bytes = (uint64_t)(p->n_free_stack + p->n_lru) * p->block_bytes;
-        *cached_free_bytes = (uint64_t)p->n_lru * p->block_bytes;
+        const kv_block_pool *bp = &a->u.paged.pool;
+        *free_bytes = (uint64_t)kv_block_pool_n_free(bp) * bp->block_bytes;
+        *cached_free_bytes = (uint64_t)bp->n_lru * bp->block_bytes;
         break;
     }
     case KV_N_STRATEGIES: break;
@@ -384,8 +397,8 @@ bool kv_alloc_can_admit(const kv_alloc *a, const kv_admit_req *req)
     switch (a->cfg.strategy) {
     case KV_CONTIGUOUS: return kv_contiguous_can_admit(a, req);
     case KV_CHUNK_POOL: return kv_chunk_can_admit(a, req);
-    case KV_PAGED: return kv_paged_can_admit(a, req);
-    case KV_COMPRESSED: return kv_compressed_can_admit(a, req);
+    case KV_PAGED:
+    case KV_COMPRESSED: return kv_paged_can_admit(a, req);
     case KV_N_STRATEGIES: break;
     }
     return false;
@@ -423,8 +436,8 @@ static kv_status admit_op(kv_alloc *a, const kv_admit_req *req, kv_seq_id *seq,
     switch (a->cfg.strategy) {
     case KV_CONTIGUOUS: st = kv_contiguous_admit(a, s, req, &cached); break;
     case KV_CHUNK_POOL: st = kv_chunk_admit(a, s, req, &cached); break;
-    case KV_PAGED: st = kv_paged_admit(a, s, req, &cached); break;
-    case KV_COMPRESSED: st = kv_compressed_admit(a, s, req, &cached); break;
+    case KV_PAGED:
+    case KV_COMPRESSED: st = kv_paged_admit(a, s, req, &cached); break;
     case KV_N_STRATEGIES: break;
     }
     if (st != KV_OK) {
@@ -447,8 +460,8 @@ static kv_status append_op(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
     switch (a->cfg.strategy) {
     case KV_CONTIGUOUS: st = kv_contiguous_append(a, s, n_tokens); break;
     case KV_CHUNK_POOL: st = kv_chunk_append(a, s, n_tokens); break;
-    case KV_PAGED: st = kv_paged_append(a, s, n_tokens); break;
-    case KV_COMPRESSED: st = kv_compressed_append(a, s, n_tokens); break;
+    case KV_PAGED:
+    case KV_COMPRESSED: st = kv_paged_append(a, s, n_tokens); break;
     case KV_N_STRATEGIES: break;
     }
     if (st == KV_OK)
@@ -472,8 +485,8 @@ static kv_status fork_op(kv_alloc *a, kv_seq_id parent, uint32_t child_final_tok
     switch (a->cfg.strategy) {
     case KV_CONTIGUOUS: st = kv_contiguous_fork(a, parent, c); break;
     case KV_CHUNK_POOL: st = kv_chunk_fork(a, parent, c); break;
-    case KV_PAGED: st = kv_paged_fork(a, parent, c); break;
-    case KV_COMPRESSED: st = kv_compressed_fork(a, parent, c); break;
+    case KV_PAGED:
+    case KV_COMPRESSED: st = kv_paged_fork(a, parent, c); break;
     case KV_N_STRATEGIES: break;
     }
     if (st != KV_OK) {
@@ -499,8 +512,8 @@ static kv_status free_op(kv_alloc *a, kv_seq_id s)
         switch (a->cfg.strategy) {
         case KV_CONTIGUOUS: kv_contiguous_free(a, s); break;
         case KV_CHUNK_POOL: kv_chunk_free(a, s); break;
-        case KV_PAGED: kv_paged_free(a, s); break;
-        case KV_COMPRESSED: kv_compressed_free(a, s); break;
+        case KV_PAGED:
+        case KV_COMPRESSED: kv_paged_free(a, s); break;
         case KV_N_STRATEGIES: break;
         }
     }
@@ -518,8 +531,8 @@ static kv_status swap_out_op(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
     switch (a->cfg.strategy) {
     case KV_CONTIGUOUS: st = kv_contiguous_swap_out(a, s, &sw); break;
     case KV_CHUNK_POOL: st = kv_chunk_swap_out(a, s, &sw); break;
-    case KV_PAGED: st = kv_paged_swap_out(a, s, &sw); break;
-    case KV_COMPRESSED: st = kv_compressed_swap_out(a, s, &sw); break;
+    case KV_PAGED:
+    case KV_COMPRESSED: st = kv_paged_swap_out(a, s, &sw); break;
     case KV_N_STRATEGIES: break;
     }
     if (st != KV_OK)
@@ -546,8 +559,8 @@ static kv_status swap_in_op(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
     switch (a->cfg.strategy) {
     case KV_CONTIGUOUS: st = kv_contiguous_swap_in(a, s, &sw); break;
     case KV_CHUNK_POOL: st = kv_chunk_swap_in(a, s, &sw); break;
-    case KV_PAGED: st = kv_paged_swap_in(a, s, &sw); break;
-    case KV_COMPRESSED: st = kv_compressed_swap_in(a, s, &sw); break;
+    case KV_PAGED:
+    case KV_COMPRESSED: st = kv_paged_swap_in(a, s, &sw); break;
     case KV_N_STRATEGIES: break;
     }
     if (st != KV_OK)
@@ -657,8 +670,8 @@ kv_status kv_alloc_placement(const kv_alloc *a, kv_seq_id s, kv_placement *out)
     switch (a->cfg.strategy) {
     case KV_CONTIGUOUS: kv_contiguous_placement(a, s, out); break;
     case KV_CHUNK_POOL: kv_chunk_placement(a, s, out); break;
-    case KV_PAGED: kv_paged_placement(a, s, out); break;
-    case KV_COMPRESSED: kv_compressed_placement(a, s, out); break;
+    case KV_PAGED:
+    case KV_COMPRESSED: kv_paged_placement(a, s, out); break;
     case KV_N_STRATEGIES: break;
     }
     return KV_OK;
@@ -676,8 +689,8 @@ void kv_alloc_breakdown(const kv_alloc *a, const kv_admit_req *waiting, kv_mem_b
     switch (a->cfg.strategy) {
     case KV_CONTIGUOUS: kv_contiguous_breakdown(a, waiting, out); break;
     case KV_CHUNK_POOL: kv_chunk_breakdown(a, waiting, out); break;
-    case KV_PAGED: kv_paged_breakdown(a, waiting, out); break;
-    case KV_COMPRESSED: kv_compressed_breakdown(a, waiting, out); break;
+    case KV_PAGED:
+    case KV_COMPRESSED: kv_paged_breakdown(a, waiting, out); break;
     case KV_N_STRATEGIES: break;
     }
     for (LIVE_EACH(a, i, s))
@@ -774,8 +787,8 @@ kv_status kv_alloc_check(const kv_alloc *a, kv_err *err)
     switch (a->cfg.strategy) {
     case KV_CONTIGUOUS: st = kv_contiguous_check(a, err); break;
     case KV_CHUNK_POOL: st = kv_chunk_check(a, err); break;
-    case KV_PAGED: st = kv_paged_check(a, err); break;
-    case KV_COMPRESSED: st = kv_compressed_check(a, err); break;
+    case KV_PAGED:
+    case KV_COMPRESSED: st = kv_paged_check(a, err); break;
     case KV_N_STRATEGIES: break;
     }
     if (st != KV_OK)

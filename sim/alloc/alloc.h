@@ -108,6 +108,11 @@ typedef struct kv_alloc_config {
 void kv_alloc_config_default(kv_alloc_config *c, kv_strategy s, const kv_shape *shape,
                              uint64_t pool_bytes);
 
+/* The KV shape as configuration c stores it: the model's, with compressed's element bits and
+ * scales. One token's bytes in the pool are kv_shape_token_bytes of it; the cost model reads
+ * and kvgpu lays out KV at this size. */
+kv_shape kv_alloc_config_stored_shape(const kv_alloc_config *c);
+
 /* KV_OK, or KV_ERR_INPUT with a message naming the bad field. */
 kv_status kv_alloc_config_validate(const kv_alloc_config *c, kv_err *err);
 

@@ -9,9 +9,11 @@
 #define KV_ALLOC_INTERNAL_H
 
 #include "alloc.h"
+#include "block_pool.h"
 #include "buddy.h"
 #include "effect.h"
 #include "holes.h"
+#include "layout.h"
 #include "prefix_index.h"
 #include "tier.h"
 
@@ -56,24 +58,15 @@ typedef struct kv_chunkpool {
     uint8_t *mark;   /* checker scratch, one per chunk */
 } kv_chunkpool;
 
+/* Block tables over a block pool, with a token layout (layout.h): paged and compressed. */
 typedef struct kv_paged {
-    uint32_t block_tokens, n_blocks;
-    uint64_t block_bytes;
-    uint32_t *refcnt;
-    uint32_t *fill;                     /* tokens written in the block */
-    uint64_t *hash;                     /* chained prefix hash, when cached[b] */
-    uint8_t *cached;                    /* registered in the prefix index */
-    uint32_t *free_stack, n_free_stack; /* free blocks holding no cached prefix */
-    uint32_t *lru_prev, *lru_next;      /* free blocks holding a cached prefix, LRU first */
-    uint32_t lru_head, lru_tail, n_lru;
-    kv_prefix_index index;
-    uint32_t *tables;      /* seq s: tables[s * stride ...] */
-    uint32_t stride;       /* max blocks per sequence */
-    uint64_t filled_slots; /* sum of fill over allocated blocks */
-    uint32_t *want;        /* breakdown scratch, one per block */
-    uint32_t *touched;     /* breakdown scratch, one per sequence slot */
-    uint32_t *hits;        /* admission scratch, one per table entry */
-    uint32_t *check_ref;   /* checker scratch, one per block */
+    kv_block_pool pool;
+    kv_layout layout;
+    uint32_t *tables;  /* seq s: tables[s * stride ...] */
+    uint32_t stride;   /* max blocks per sequence */
+    uint32_t *want;    /* breakdown scratch, one per block */
+    uint32_t *touched; /* breakdown scratch, one per sequence slot */
+    uint32_t *hits;    /* admission and swap scratch, one per table entry */
 } kv_paged;
 
 struct kv_alloc {
@@ -148,10 +141,9 @@ uint64_t kv_alloc_watermark_bytes(const kv_alloc *a);
 
 KV_STRATEGY_OPS(contiguous)
 KV_STRATEGY_OPS(chunk)
-KV_STRATEGY_OPS(paged)
-KV_STRATEGY_OPS(compressed)
+KV_STRATEGY_OPS(paged) /* paged and compressed: block tables over a block pool */
 
-/* Whether a request can never fit, even in an empty pool (paged.c serves compressed too). */
+/* Whether a request can never fit, even in an empty pool. */
 bool kv_contiguous_too_large(const kv_alloc *a, const kv_admit_req *req);
 bool kv_chunk_too_large(const kv_alloc *a, const kv_admit_req *req);
 bool kv_paged_too_large(const kv_alloc *a, const kv_admit_req *req);
@@ -160,23 +152,5 @@ bool kv_paged_too_large(const kv_alloc *a, const kv_admit_req *req);
 void kv_paged_host_release(kv_alloc *a, kv_seq_id s);
 /* Paged: check that swapped sequences hold exactly the host tier's used block ids. */
 kv_status kv_paged_check_host(const kv_alloc *a, kv_err *err);
-
-/* Paged internals that compressed builds on (paged.c). */
-kv_status kv_paged_init_blocks(kv_alloc *a, uint64_t token_bytes, kv_err *err);
-/* Drop present block `index` of s (the window moved past it). */
-void kv_paged_drop_block(kv_alloc *a, kv_seq_id s, uint32_t index);
-/* Fork by copying every present block (no sharing). KV_OK or KV_NO_SPACE. */
-kv_status kv_paged_fork_copy(kv_alloc *a, kv_seq_id parent, kv_seq_id child);
-
-/* Token policy (compressed.c): tokens whose KV is kept, and the logical end up to which blocks
- * exist, for a sequence of `tokens` logical tokens. Plain paged keeps everything. */
-uint32_t kv_compressed_kept_tokens(const kv_alloc *a, uint32_t tokens);
-uint32_t kv_compressed_stored_end(const kv_alloc *a, uint32_t tokens);
-uint32_t kv_compressed_first_kept_block(const kv_alloc *a, uint32_t tokens);
-/* Blocks the window never drops (those holding sink tokens); 0 for other policies. */
-uint32_t kv_compressed_sink_blocks(const kv_alloc *a);
-/* An upper bound (exact but for at most one block under window) on the blocks a sequence
- * holds at once during a life ending at final_tokens. */
-uint32_t kv_compressed_peak_blocks(const kv_alloc *a, uint32_t final_tokens);
 
 #endif

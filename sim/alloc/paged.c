@@ -1,12 +1,11 @@
-/* paged.c — fixed-size blocks and per-sequence block tables (vLLM PagedAttention, SGLang).
+/* paged.c — per-sequence block tables over a block pool (vLLM PagedAttention, SGLang); the
+ * paged and compressed strategies.
  *
  * Algorithm (Kwon et al., "Efficient Memory Management for Large Language Model Serving with
- * PagedAttention", SOSP 2023): the pool is n_blocks blocks of block_tokens token slots. A
- * sequence's block table lists its blocks in logical order; a sequence of t tokens holds
- * ceil(t / block_tokens) blocks, so at most one block per sequence is partly filled.
- *   - Free blocks: a stack of blocks holding nothing reusable, and an LRU list of free blocks
- *     still holding a cached prefix. Allocation pops the stack first and evicts the least
- *     recently freed cached block only when the stack is empty. Both O(1).
+ * PagedAttention", SOSP 2023): the pool (block_pool.c) carves n_blocks blocks of block_tokens
+ * token slots. A sequence's block table lists its blocks in logical order; a sequence of t
+ * tokens holds ceil(t / block_tokens) blocks, so at most one block per sequence is partly
+ * filled.
  *   - Sharing: blocks carry reference counts. Fork copies the parent's table and bumps the
  *     counts. Appending into a shared, partly filled last block first copies it (copy-on-write,
  *     counted in stats.n_cow and copy_bytes); full shared blocks are never written again.
@@ -17,14 +16,17 @@
  *     Freeing returns a table's blocks last-first, so a sequence's tail is evicted before its
  *     head, which other prompts are likelier to share (as vLLM v1 does).
  *   - Watermark: admission leaves watermark x pool free for the running sequences to grow into.
- * The compressed strategy (compressed.c) reuses all of this with smaller blocks and a token
- * policy that drops blocks or stops growth; kv_compressed_stored_end() and friends tell this
- * file where a sequence's blocks end. For plain paged they are the identity.
+ *   - Layout (layout.c): which tokens are kept and where a sequence's blocks end. Full for
+ *     paged; compressed's token policy (window with sinks, budget) drops blocks or stops growth,
+ *     over blocks of its quantized token size (kv_alloc_config_stored_shape). This file asks the
+ *     layout and never branches on the strategy.
+ *   - Swaps go block by block to host blocks of the host tier (tier.c); while swapped, a table
+ *     names the host blocks.
  *
- * Invariants (kv_paged_check): reference counts equal the number of table entries naming each
- * block; every block is referenced, on the free stack or on the LRU list, exactly one of them;
- * cached blocks and the prefix index agree both ways; each block's fill is what its position in
- * every table that names it implies; filled_slots sums the fill of referenced blocks.
+ * Invariants (kv_paged_check, then kv_block_pool_check with the references counted here): each
+ * table is as long as its stored end asks and names valid blocks; each block's fill is what its
+ * position in every table that names it implies; under a window, exactly the entries the window
+ * left are dropped; the pool's own invariants hold against these references.
  *
  * Glossary: bt = block_tokens; fill = tokens written in a block; stored end = the logical
  * position up to which a sequence's blocks exist; LRU = the cached free blocks, oldest first.
@@ -37,38 +39,24 @@
 
 /* ------------------------------------------------------------------------------------------ */
 
-#define REF_MARK_FREE 0x80000000u
-#define REF_MARK_LRU  0x40000000u
-#define HASH_ROOT     0x6b76736d2d6b7631ull /* "kvsm-kv1" */
+#define HASH_ROOT 0x6b76736d2d6b7631ull /* "kvsm-kv1" */
 
 /* ------------------------------------------------------------------------------------------ */
 
-static bool is_compressed(const kv_alloc *a)
-{
-    return a->cfg.strategy == KV_COMPRESSED;
-}
-
 static uint32_t stored_end(const kv_alloc *a, uint32_t tokens)
 {
-    return is_compressed(a) ? kv_compressed_stored_end(a, tokens) : tokens;
-}
-
-static uint32_t kept_tokens(const kv_alloc *a, uint32_t tokens)
-{
-    return is_compressed(a) ? kv_compressed_kept_tokens(a, tokens) : tokens;
+    return kv_layout_stored_end(&a->u.paged.layout, tokens);
 }
 
 /* Blocks a sequence ever holds at once, over a life that ends at final_tokens. */
 static uint32_t peak_blocks(const kv_alloc *a, uint32_t final_tokens)
 {
-    return is_compressed(a)
-               ? kv_compressed_peak_blocks(a, final_tokens)
-               : (final_tokens + a->u.paged.block_tokens - 1) / a->u.paged.block_tokens;
+    return kv_layout_peak_blocks(&a->u.paged.layout, final_tokens);
 }
 
 static uint32_t blocks_for(const kv_paged *p, uint32_t tokens)
 {
-    return (uint32_t)(((uint64_t)tokens + p->block_tokens - 1) / p->block_tokens);
+    return (uint32_t)(((uint64_t)tokens + p->pool.block_tokens - 1) / p->pool.block_tokens);
 }
 
 static uint32_t *table_of(const kv_paged *p, kv_seq_id s)
@@ -79,14 +67,14 @@ static uint32_t *table_of(const kv_paged *p, kv_seq_id s)
 /* Tokens block i of a sequence holds when its blocks end at `end`. */
 static uint32_t fill_at(const kv_paged *p, uint32_t end, uint32_t i)
 {
-    uint64_t first = (uint64_t)i * p->block_tokens;
+    uint64_t first = (uint64_t)i * p->pool.block_tokens;
     KV_ASSERT(end > first);
-    return end - first < p->block_tokens ? (uint32_t)(end - first) : p->block_tokens;
+    return end - first < p->pool.block_tokens ? (uint32_t)(end - first) : p->pool.block_tokens;
 }
 
 static uint32_t n_free(const kv_paged *p)
 {
-    return p->n_free_stack + p->n_lru;
+    return kv_block_pool_n_free(&p->pool);
 }
 
 /* splitmix64's finalizer: a bijection with full avalanche. */
@@ -105,44 +93,13 @@ static uint64_t chain_hash(uint64_t parent, uint64_t content)
     return mix64(mix64(parent) ^ content);
 }
 
-static void lru_remove(kv_paged *p, uint32_t b)
-{
-    if (p->lru_prev[b] != KV_BLOCK_NONE)
-        p->lru_next[p->lru_prev[b]] = p->lru_next[b];
-    else
-        p->lru_head = p->lru_next[b];
-    if (p->lru_next[b] != KV_BLOCK_NONE)
-        p->lru_prev[p->lru_next[b]] = p->lru_prev[b];
-    else
-        p->lru_tail = p->lru_prev[b];
-    p->n_lru--;
-}
-
-static void lru_push_tail(kv_paged *p, uint32_t b)
-{
-    p->lru_next[b] = KV_BLOCK_NONE;
-    p->lru_prev[b] = p->lru_tail;
-    if (p->lru_tail != KV_BLOCK_NONE)
-        p->lru_next[p->lru_tail] = b;
-    else
-        p->lru_head = b;
-    p->lru_tail = b;
-    p->n_lru++;
-}
-
-/* A free block, referenced once, empty. Precondition: n_free > 0. */
+/* A free block, referenced once, empty; an evicted cached block says so. Precondition:
+ * n_free > 0. */
 static uint32_t block_take(kv_alloc *a)
 {
-    kv_paged *p = &a->u.paged;
-    uint32_t b;
-    if (p->n_free_stack > 0) {
-        b = p->free_stack[--p->n_free_stack];
-    } else {
-        b = p->lru_head;
-        KV_ASSERT(b != KV_BLOCK_NONE);
-        lru_remove(p, b);
-        kv_prefix_index_remove(&p->index, p->hash[b]);
-        p->cached[b] = 0;
+    bool evicted;
+    uint32_t b = kv_block_pool_take(&a->u.paged.pool, &evicted);
+    if (evicted) {
         a->stats.n_evictions++;
         kv_alloc_emit(a, (kv_effect){.kind = KV_FX_DROP,
                                      .cause = KV_CAUSE_EVICT,
@@ -152,33 +109,20 @@ static uint32_t block_take(kv_alloc *a)
                                      .dst = KV_FX_NO_UNIT,
                                      .index = KV_FX_NO_UNIT});
     }
-    KV_ASSERT(p->refcnt[b] == 0);
-    p->refcnt[b] = 1;
-    p->fill[b] = 0;
     return b;
 }
 
 static void block_incref(kv_paged *p, uint32_t b)
 {
-    if (p->refcnt[b] == 0) { /* a cached free block comes back into use */
-        KV_ASSERT(p->cached[b]);
-        lru_remove(p, b);
-        p->filled_slots += p->fill[b];
-    }
-    p->refcnt[b]++;
+    kv_block_pool_incref(&p->pool, b);
 }
 
 static void block_decref(kv_paged *p, uint32_t b)
 {
-    KV_ASSERT(p->refcnt[b] > 0);
-    if (--p->refcnt[b] > 0)
-        return;
-    p->filled_slots -= p->fill[b];
-    if (p->cached[b])
-        lru_push_tail(p, b);
-    else
-        p->free_stack[p->n_free_stack++] = b;
+    kv_block_pool_decref(&p->pool, b);
 }
+
+static void drop_block(kv_alloc *a, kv_seq_id s, uint32_t i);
 
 /* Drop every present block of s, last first. */
 static void release_all(kv_alloc *a, kv_seq_id s)
@@ -228,73 +172,49 @@ static kv_effect block_effect(const kv_alloc *a, kv_effect_kind kind, kv_effect_
 
 /* ------------------------------------------------------------------------------------------ */
 
-kv_status kv_paged_init_blocks(kv_alloc *a, uint64_t token_bytes, kv_err *err)
+kv_status kv_paged_init(kv_alloc *a, kv_err *err)
 {
     kv_paged *p = &a->u.paged;
     const kv_alloc_config *c = &a->cfg;
-    a->token_bytes = token_bytes;
-    p->block_tokens = c->paged.block_tokens;
-    p->block_bytes = (uint64_t)p->block_tokens * token_bytes;
-    uint64_t n = c->pool_bytes / p->block_bytes;
+    kv_shape stored = kv_alloc_config_stored_shape(c);
+    kv_status st = kv_shape_validate(&stored, err);
+    if (st != KV_OK)
+        return st;
+    a->token_bytes = kv_shape_token_bytes(&stored);
+    uint64_t block_bytes = (uint64_t)c->paged.block_tokens * a->token_bytes;
+    uint64_t n = c->pool_bytes / block_bytes;
     if (n >= (1u << 30))
         return kv_errorf(err, KV_ERR_INPUT, "block_tokens: %llu blocks in the pool, at most 2^30",
                          (unsigned long long)n);
-    p->n_blocks = (uint32_t)n;
+    p->layout = kv_layout_of(c);
+    st = kv_block_pool_init(&p->pool, (uint32_t)n, c->paged.block_tokens, block_bytes,
+                            c->paged.prefix_caching);
+    if (st != KV_OK)
+        return st;
     p->stride = blocks_for(p, c->max_seq_tokens);
-    size_t nb = (size_t)p->n_blocks + 1, table_entries = (size_t)c->max_seqs * p->stride;
-    p->refcnt = kv_hostmem_zalloc(nb, sizeof *p->refcnt);
-    p->fill = kv_hostmem_zalloc(nb, sizeof *p->fill);
-    p->hash = kv_hostmem_zalloc(nb, sizeof *p->hash);
-    p->cached = kv_hostmem_zalloc(nb, 1);
-    p->free_stack = kv_hostmem_zalloc(nb, sizeof *p->free_stack);
-    p->lru_prev = kv_hostmem_zalloc(nb, sizeof *p->lru_prev);
-    p->lru_next = kv_hostmem_zalloc(nb, sizeof *p->lru_next);
+    size_t nb = (size_t)p->pool.n_blocks + 1, table_entries = (size_t)c->max_seqs * p->stride;
     p->tables = kv_hostmem_zalloc(table_entries, sizeof *p->tables);
     p->want = kv_hostmem_zalloc(nb, sizeof *p->want);
     p->touched = kv_hostmem_zalloc(c->max_seqs, sizeof *p->touched);
     p->hits = kv_hostmem_zalloc(p->stride, sizeof *p->hits);
-    p->check_ref = kv_hostmem_zalloc(nb, sizeof *p->check_ref);
-    kv_status st = KV_ERR_NOMEM;
-    if (p->refcnt && p->fill && p->hash && p->cached && p->free_stack && p->lru_prev &&
-        p->lru_next && p->tables && p->want && p->touched && p->hits && p->check_ref)
-        st = kv_prefix_index_init(&p->index, c->paged.prefix_caching ? p->n_blocks : 1);
-    if (st != KV_OK) {
+    if (!p->tables || !p->want || !p->touched || !p->hits) {
         kv_paged_fini(a);
-        return st;
+        return KV_ERR_NOMEM;
     }
-    /* Block 0 on top of the stack: the first sequence gets blocks 0, 1, 2, ... */
-    for (uint32_t i = 0; i < p->n_blocks; i++)
-        p->free_stack[i] = p->n_blocks - 1 - i;
-    p->n_free_stack = p->n_blocks;
-    p->lru_head = p->lru_tail = KV_BLOCK_NONE;
-    a->metadata_bytes += nb * (4 * sizeof(uint32_t) + sizeof(uint64_t) + 1) +
+    a->metadata_bytes += kv_block_pool_metadata_bytes(&p->pool) +
                          table_entries * sizeof *p->tables +
-                         ((uint64_t)c->max_seqs + p->stride) * sizeof(uint32_t) +
-                         kv_prefix_index_metadata_bytes(&p->index);
+                         ((uint64_t)c->max_seqs + p->stride) * sizeof(uint32_t);
     return KV_OK;
-}
-
-kv_status kv_paged_init(kv_alloc *a, kv_err *err)
-{
-    return kv_paged_init_blocks(a, a->native_token_bytes, err);
 }
 
 void kv_paged_fini(kv_alloc *a)
 {
     kv_paged *p = &a->u.paged;
-    free(p->refcnt);
-    free(p->fill);
-    free(p->hash);
-    free(p->cached);
-    free(p->free_stack);
-    free(p->lru_prev);
-    free(p->lru_next);
+    kv_block_pool_fini(&p->pool);
     free(p->tables);
     free(p->want);
     free(p->touched);
     free(p->hits);
-    free(p->check_ref);
-    kv_prefix_index_fini(&p->index);
     *p = (kv_paged){0};
 }
 
@@ -314,21 +234,20 @@ static void plan_admit(const kv_alloc *a, const kv_admit_req *req, uint32_t *hit
     const kv_paged *p = &a->u.paged;
     uint32_t end = stored_end(a, req->prompt_tokens);
     *pl = (admit_plan){.n_table = blocks_for(p, end), .hash_after_hits = HASH_ROOT};
-    uint32_t first_kept =
-        is_compressed(a) ? kv_compressed_first_kept_block(a, req->prompt_tokens) : 0;
-    uint32_t sink_blocks = is_compressed(a) ? kv_compressed_sink_blocks(a) : 0;
+    uint32_t first_kept = kv_layout_first_kept_block(&p->layout, req->prompt_tokens);
+    uint32_t sink_blocks = kv_layout_sink_blocks(&p->layout);
     uint32_t dropped = first_kept > sink_blocks ? first_kept - sink_blocks : 0;
     if (a->cfg.paged.prefix_caching && req->block_content != NULL) {
-        uint32_t n_full = req->prompt_tokens / p->block_tokens;
+        uint32_t n_full = req->prompt_tokens / p->pool.block_tokens;
         pl->n_query = req->n_block_content < n_full ? req->n_block_content : n_full;
         uint64_t h = HASH_ROOT;
         for (uint32_t i = 0; i < pl->n_query; i++) {
             uint64_t next = chain_hash(h, req->block_content[i]);
-            uint32_t b = kv_prefix_index_find(&p->index, next);
+            uint32_t b = kv_block_pool_lookup(&p->pool, next);
             if (b == KV_INDEX_NONE)
                 break;
             hits[pl->n_hits++] = b;
-            pl->n_hits_free += p->refcnt[b] == 0;
+            pl->n_hits_free += p->pool.refcnt[b] == 0;
             h = next;
         }
         pl->hash_after_hits = h;
@@ -338,26 +257,26 @@ static void plan_admit(const kv_alloc *a, const kv_admit_req *req, uint32_t *hit
 
 bool kv_paged_too_large(const kv_alloc *a, const kv_admit_req *req)
 {
-    return peak_blocks(a, req->final_tokens) > a->u.paged.n_blocks;
+    return peak_blocks(a, req->final_tokens) > a->u.paged.pool.n_blocks;
 }
 
 bool kv_paged_can_admit(const kv_alloc *a, const kv_admit_req *req)
 {
     const kv_paged *p = &a->u.paged;
-    if (peak_blocks(a, req->final_tokens) > p->n_blocks)
+    if (peak_blocks(a, req->final_tokens) > p->pool.n_blocks)
         return false;
     admit_plan pl;
     plan_admit(a, req, p->hits, &pl);
     uint32_t avail = n_free(p) - pl.n_hits_free;
     if (pl.n_new > avail)
         return false;
-    return (uint64_t)(avail - pl.n_new) * p->block_bytes >= kv_alloc_watermark_bytes(a);
+    return (uint64_t)(avail - pl.n_new) * p->pool.block_bytes >= kv_alloc_watermark_bytes(a);
 }
 
 kv_status kv_paged_admit(kv_alloc *a, kv_seq_id s, const kv_admit_req *req, uint32_t *cached_tokens)
 {
     kv_paged *p = &a->u.paged;
-    if (peak_blocks(a, req->final_tokens) > p->n_blocks)
+    if (peak_blocks(a, req->final_tokens) > p->pool.n_blocks)
         return KV_TOO_LARGE;
     uint32_t *t = table_of(p, s);
     admit_plan pl;
@@ -373,9 +292,8 @@ kv_status kv_paged_admit(kv_alloc *a, kv_seq_id s, const kv_admit_req *req, uint
     a->stats.prefix_hit_blocks += pl.n_hits;
 
     uint32_t end = stored_end(a, req->prompt_tokens);
-    uint32_t first_kept =
-        is_compressed(a) ? kv_compressed_first_kept_block(a, req->prompt_tokens) : 0;
-    uint32_t sink_blocks = is_compressed(a) ? kv_compressed_sink_blocks(a) : 0;
+    uint32_t first_kept = kv_layout_first_kept_block(&p->layout, req->prompt_tokens);
+    uint32_t sink_blocks = kv_layout_sink_blocks(&p->layout);
     uint64_t h = pl.hash_after_hits;
     uint32_t n_dropped = 0;
     for (uint32_t i = pl.n_hits; i < pl.n_table; i++) {
@@ -386,22 +304,18 @@ kv_status kv_paged_admit(kv_alloc *a, kv_seq_id s, const kv_admit_req *req, uint
             continue;
         }
         uint32_t b = block_take(a);
-        p->fill[b] = fill_at(p, end, i);
-        p->filled_slots += p->fill[b];
+        p->pool.fill[b] = fill_at(p, end, i);
+        p->pool.filled_slots += p->pool.fill[b];
         t[i] = b;
         emit_table(a, s, i, b);
         if (i < pl.n_query) {
             h = chain_hash(h, req->block_content[i]);
-            if (kv_prefix_index_find(&p->index, h) == KV_INDEX_NONE) {
-                kv_prefix_index_insert(&p->index, h, b);
-                p->hash[b] = h;
-                p->cached[b] = 1;
-            }
+            kv_block_pool_register(&p->pool, h, b);
         }
     }
     a->seqs[s].u.pg.n_blocks = pl.n_table;
     a->seqs[s].u.pg.n_dropped = n_dropped;
-    *cached_tokens = pl.n_hits * p->block_tokens;
+    *cached_tokens = pl.n_hits * p->pool.block_tokens;
     return KV_OK;
 }
 
@@ -415,22 +329,19 @@ kv_status kv_paged_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
     /* A window moving past blocks frees them before the new tokens need room: the engine
      * writes new tokens and forgets old ones in the same step. Entries [drop_from, drop_to)
      * end up KV_BLOCK_NONE, existing ones freed and new ones never allocated. */
-    uint32_t drop_from = 0, drop_to = 0;
-    if (is_compressed(a)) {
-        drop_from = kv_compressed_sink_blocks(a) + q->u.pg.n_dropped;
-        drop_to = kv_compressed_first_kept_block(a, q->tokens + n_tokens);
-        if (drop_to < drop_from)
-            drop_to = drop_from;
-    }
+    uint32_t drop_from = kv_layout_sink_blocks(&p->layout) + q->u.pg.n_dropped;
+    uint32_t drop_to = kv_layout_first_kept_block(&p->layout, q->tokens + n_tokens);
+    if (drop_to < drop_from)
+        drop_to = drop_from;
     uint32_t last = have > 0 ? t[have - 1] : KV_BLOCK_NONE;
     bool last_dropped = have > 0 && have - 1 >= drop_from && have - 1 < drop_to;
     bool grows_last = !last_dropped && new_end > old_end && last != KV_BLOCK_NONE &&
-                      p->fill[last] < p->block_tokens;
-    bool cow = grows_last && p->refcnt[last] > 1;
+                      p->pool.fill[last] < p->pool.block_tokens;
+    bool cow = grows_last && p->pool.refcnt[last] > 1;
     uint32_t freed = 0, skipped = 0;
     for (uint32_t i = drop_from; i < drop_to; i++) {
         if (i < have)
-            freed += p->refcnt[t[i]] == 1;
+            freed += p->pool.refcnt[t[i]] == 1;
         else if (i < want)
             skipped++;
     }
@@ -438,25 +349,25 @@ kv_status kv_paged_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
         return KV_NO_SPACE;
 
     for (uint32_t i = drop_from; i < drop_to && i < have; i++)
-        kv_paged_drop_block(a, s, i);
+        drop_block(a, s, i);
     if (cow) {
         uint32_t b = block_take(a);
-        p->fill[b] = p->fill[last];
-        p->filled_slots += p->fill[b];
+        p->pool.fill[b] = p->pool.fill[last];
+        p->pool.filled_slots += p->pool.fill[b];
         a->stats.n_cow++;
-        a->stats.copy_bytes += (uint64_t)p->fill[last] * a->token_bytes;
+        a->stats.copy_bytes += (uint64_t)p->pool.fill[last] * a->token_bytes;
         kv_alloc_emit(a, block_effect(a, KV_FX_COPY, KV_CAUSE_COW, s, s, have - 1, last, b,
-                                      (uint64_t)p->fill[last] * a->token_bytes));
+                                      (uint64_t)p->pool.fill[last] * a->token_bytes));
         emit_table(a, s, have - 1, b);
         block_decref(p, last);
         t[have - 1] = last = b;
     }
     if (grows_last) {
-        uint32_t add = p->block_tokens - p->fill[last];
+        uint32_t add = p->pool.block_tokens - p->pool.fill[last];
         if (add > new_end - old_end)
             add = new_end - old_end;
-        p->fill[last] += add;
-        p->filled_slots += add;
+        p->pool.fill[last] += add;
+        p->pool.filled_slots += add;
     }
     for (uint32_t i = have; i < want; i++) {
         if (i >= drop_from && i < drop_to) {
@@ -466,8 +377,8 @@ kv_status kv_paged_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
             continue;
         }
         uint32_t b = block_take(a);
-        p->fill[b] = fill_at(p, new_end, i);
-        p->filled_slots += p->fill[b];
+        p->pool.fill[b] = fill_at(p, new_end, i);
+        p->pool.filled_slots += p->pool.fill[b];
         t[i] = b;
         emit_table(a, s, i, b);
     }
@@ -476,8 +387,14 @@ kv_status kv_paged_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
     return KV_OK;
 }
 
+static kv_status fork_copy(kv_alloc *a, kv_seq_id parent, kv_seq_id child);
+
+/* A fork shares every block (reference counts; the shared last block is copied on the first
+ * write), unless the layout evicts tokens per sequence: then it copies. */
 kv_status kv_paged_fork(kv_alloc *a, kv_seq_id parent, kv_seq_id child)
 {
+    if (!kv_layout_shares(&a->u.paged.layout))
+        return fork_copy(a, parent, child);
     kv_paged *p = &a->u.paged;
     const kv_seq *q = &a->seqs[parent];
     const uint32_t *pt = table_of(p, parent);
@@ -492,7 +409,7 @@ kv_status kv_paged_fork(kv_alloc *a, kv_seq_id parent, kv_seq_id child)
     return KV_OK;
 }
 
-kv_status kv_paged_fork_copy(kv_alloc *a, kv_seq_id parent, kv_seq_id child)
+static kv_status fork_copy(kv_alloc *a, kv_seq_id parent, kv_seq_id child)
 {
     kv_paged *p = &a->u.paged;
     const kv_seq *q = &a->seqs[parent];
@@ -507,11 +424,11 @@ kv_status kv_paged_fork_copy(kv_alloc *a, kv_seq_id parent, kv_seq_id child)
             continue;
         }
         uint32_t b = block_take(a);
-        p->fill[b] = p->fill[pt[i]];
-        p->filled_slots += p->fill[b];
-        a->stats.copy_bytes += (uint64_t)p->fill[b] * a->token_bytes;
+        p->pool.fill[b] = p->pool.fill[pt[i]];
+        p->pool.filled_slots += p->pool.fill[b];
+        a->stats.copy_bytes += (uint64_t)p->pool.fill[b] * a->token_bytes;
         kv_alloc_emit(a, block_effect(a, KV_FX_COPY, KV_CAUSE_FORK, parent, child, i, pt[i], b,
-                                      (uint64_t)p->fill[b] * a->token_bytes));
+                                      (uint64_t)p->pool.fill[b] * a->token_bytes));
         emit_table(a, child, i, b);
         ct[i] = b;
     }
@@ -527,7 +444,7 @@ void kv_paged_free(kv_alloc *a, kv_seq_id s)
 kv_status kv_paged_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
 {
     const kv_paged *p = &a->u.paged;
-    uint64_t n = present_blocks(&a->seqs[s]), bytes = n * p->block_bytes;
+    uint64_t n = present_blocks(&a->seqs[s]), bytes = n * p->pool.block_bytes;
     uint32_t *host = p->hits; /* scratch of a table's length */
     if (kv_tier_take_blocks(&a->host, (uint32_t)n, host) != KV_OK)
         return KV_NO_SPACE;
@@ -535,7 +452,7 @@ kv_status kv_paged_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
     for (uint32_t i = 0, k = 0; i < a->seqs[s].u.pg.n_blocks; i++)
         if (t[i] != KV_BLOCK_NONE)
             kv_alloc_emit(a, block_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_OUT, s, s, i, t[i],
-                                          host[k++], p->block_bytes));
+                                          host[k++], p->pool.block_bytes));
     release_all(a, s);
     /* While swapped, the table names host blocks: non-NONE marks a block to bring back. */
     for (uint32_t i = 0, k = 0; i < a->seqs[s].u.pg.n_blocks; i++)
@@ -557,11 +474,11 @@ kv_status kv_paged_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
         if (t[i] == KV_BLOCK_NONE)
             continue;
         uint32_t b = block_take(a);
-        p->fill[b] = fill_at(p, end, i);
-        p->filled_slots += p->fill[b];
+        p->pool.fill[b] = fill_at(p, end, i);
+        p->pool.filled_slots += p->pool.fill[b];
         emit_table(a, s, i, b);
         kv_alloc_emit(a, block_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_IN, s, s, i, t[i], b,
-                                      p->block_bytes));
+                                      p->pool.block_bytes));
         t[i] = b;
     }
     uint32_t n_effects;
@@ -569,7 +486,7 @@ kv_status kv_paged_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
     for (uint32_t k = n_effects; k-- > 0;) /* last first: the next swap-out takes them in order */
         if (fx[k].kind == KV_FX_TRANSFER)
             kv_tier_give_block(&a->host, fx[k].src);
-    *st = (kv_swap_stats){.bytes = (uint64_t)n * p->block_bytes,
+    *st = (kv_swap_stats){.bytes = (uint64_t)n * p->pool.block_bytes,
                           .n_copies = (uint64_t)n * kv_shape_n_tensors(&a->cfg.shape)};
     return KV_OK;
 }
@@ -609,7 +526,8 @@ kv_status kv_paged_check_host(const kv_alloc *a, kv_err *err)
     return KV_OK;
 }
 
-void kv_paged_drop_block(kv_alloc *a, kv_seq_id s, uint32_t i)
+/* Drop present block i of s: the window moved past it. */
+static void drop_block(kv_alloc *a, kv_seq_id s, uint32_t i)
 {
     kv_paged *p = &a->u.paged;
     uint32_t *t = table_of(p, s);
@@ -633,8 +551,8 @@ void kv_paged_placement(const kv_alloc *a, kv_seq_id s, kv_placement *out)
     out->kind = KV_PLACE_BLOCKS;
     out->block_table = table_of(p, s);
     out->n_blocks = a->seqs[s].u.pg.n_blocks;
-    out->block_tokens = p->block_tokens;
-    out->block_bytes = p->block_bytes;
+    out->block_tokens = p->pool.block_tokens;
+    out->block_bytes = p->pool.block_bytes;
 }
 
 void kv_paged_breakdown(const kv_alloc *a, const kv_admit_req *waiting, kv_mem_breakdown *out)
@@ -649,7 +567,7 @@ void kv_paged_breakdown(const kv_alloc *a, const kv_admit_req *waiting, kv_mem_b
             continue;
         /* Slots of present blocks holding tokens the policy no longer keeps (window). */
         uint64_t stored = stored_end(a, q->tokens);
-        dead += stored - (uint64_t)q->u.pg.n_dropped * p->block_tokens - kept_tokens(a, q->tokens);
+        dead += stored - (uint64_t)q->u.pg.n_dropped * p->pool.block_tokens - kv_layout_kept_tokens(&p->layout, q->tokens);
         /* The last block fills up to where the sequence's stored end will be at its final
          * length; with a shared partial block, the sharer that goes furthest decides. */
         uint32_t li = q->u.pg.n_blocks - 1, b = table_of(p, s)[li];
@@ -663,25 +581,25 @@ void kv_paged_breakdown(const kv_alloc *a, const kv_admit_req *waiting, kv_mem_b
     }
     for (uint32_t k = 0; k < n_touched; k++) {
         uint32_t b = p->touched[k];
-        res += p->want[b] > p->fill[b] ? p->want[b] - p->fill[b] : 0;
+        res += p->want[b] > p->pool.fill[b] ? p->want[b] - p->pool.fill[b] : 0;
         p->want[b] = 0;
     }
     uint64_t tb = a->token_bytes;
-    uint64_t held_slots = (uint64_t)(p->n_blocks - n_free(p)) * p->block_tokens;
-    uint64_t token_slots = p->filled_slots - dead;
+    uint64_t held_slots = (uint64_t)(p->pool.n_blocks - n_free(p)) * p->pool.block_tokens;
+    uint64_t token_slots = p->pool.filled_slots - dead;
     out->token_bytes = token_slots * tb;
     out->reserved_bytes = res * tb;
     out->internal_frag_bytes = (held_slots - token_slots - res) * tb;
-    out->external_frag_bytes = a->cfg.pool_bytes - (uint64_t)p->n_blocks * p->block_bytes;
-    out->free_bytes = (uint64_t)n_free(p) * p->block_bytes;
-    out->cached_free_bytes = (uint64_t)p->n_lru * p->block_bytes;
+    out->external_frag_bytes = a->cfg.pool_bytes - (uint64_t)p->pool.n_blocks * p->pool.block_bytes;
+    out->free_bytes = (uint64_t)n_free(p) * p->pool.block_bytes;
+    out->cached_free_bytes = (uint64_t)p->pool.n_lru * p->pool.block_bytes;
 }
 
 kv_status kv_paged_check(const kv_alloc *a, kv_err *err)
 {
     const kv_paged *p = &a->u.paged;
-    uint32_t *ref = p->check_ref;
-    memset(ref, 0, (size_t)p->n_blocks * sizeof *ref);
+    uint32_t *ref = p->pool.check_ref;
+    memset(ref, 0, (size_t)p->pool.n_blocks * sizeof *ref);
     for (uint32_t s = 0; s < a->cfg.max_seqs; s++) {
         const kv_seq *q = &a->seqs[s];
         if (q->state == KV_SEQ_FREE)
@@ -701,12 +619,12 @@ kv_status kv_paged_check(const kv_alloc *a, kv_err *err)
             }
             if (q->state == KV_SEQ_SWAPPED)
                 continue; /* stale ids marking blocks to bring back */
-            if (t[i] >= p->n_blocks)
+            if (t[i] >= p->pool.n_blocks)
                 return kv_errorf(err, KV_CORRUPT, "paged: seq %u block %u is %u", s, i, t[i]);
-            if (p->fill[t[i]] != fill_at(p, end, i))
+            if (p->pool.fill[t[i]] != fill_at(p, end, i))
                 return kv_errorf(err, KV_CORRUPT,
                                  "paged: seq %u block %u (id %u) fill %u, expected %u", s, i, t[i],
-                                 p->fill[t[i]], fill_at(p, end, i));
+                                 p->pool.fill[t[i]], fill_at(p, end, i));
             ref[t[i]]++;
         }
         if (n_none != q->u.pg.n_dropped)
@@ -715,63 +633,31 @@ kv_status kv_paged_check(const kv_alloc *a, kv_err *err)
         if (q->u.pg.n_blocks > 0 && t[q->u.pg.n_blocks - 1] == KV_BLOCK_NONE)
             return kv_errorf(err, KV_CORRUPT, "paged: seq %u dropped its last block", s);
         if (q->state == KV_SEQ_SWAPPED &&
-            q->host_bytes != (uint64_t)present_blocks(q) * p->block_bytes)
+            q->host_bytes != (uint64_t)present_blocks(q) * p->pool.block_bytes)
             return kv_errorf(err, KV_CORRUPT, "paged: swapped seq %u holds %llu host bytes", s,
                              (unsigned long long)q->host_bytes);
     }
-    uint64_t filled = 0;
-    uint32_t n_cached = 0;
-    for (uint32_t b = 0; b < p->n_blocks; b++) {
-        if (ref[b] != p->refcnt[b])
-            return kv_errorf(err, KV_CORRUPT,
-                             "paged: block %u refcount %u, tables name it %u "
-                             "times",
-                             b, p->refcnt[b], ref[b]);
-        if (ref[b] > 0)
-            filled += p->fill[b];
-        if (p->cached[b]) {
-            n_cached++;
-            if (kv_prefix_index_find(&p->index, p->hash[b]) != b)
-                return kv_errorf(err, KV_CORRUPT, "paged: cached block %u not in the index", b);
-        }
-    }
-    if (filled != p->filled_slots)
-        return kv_errorf(err, KV_CORRUPT, "paged: filled slots %llu, counter %llu",
-                         (unsigned long long)filled, (unsigned long long)p->filled_slots);
-    if (n_cached != p->index.n_used)
-        return kv_errorf(err, KV_CORRUPT, "paged: %u cached blocks, index holds %u", n_cached,
-                         p->index.n_used);
-    if (p->n_free_stack + p->n_lru > p->n_blocks)
-        return kv_errorf(err, KV_CORRUPT, "paged: %u + %u free of %u blocks", p->n_free_stack,
-                         p->n_lru, p->n_blocks);
-    for (uint32_t i = 0; i < p->n_free_stack; i++) {
-        uint32_t b = p->free_stack[i];
-        if (b >= p->n_blocks || ref[b] != 0 || p->cached[b])
-            return kv_errorf(err, KV_CORRUPT,
-                             "paged: free stack entry %u = block %u (refs %u, "
-                             "cached %u)",
-                             i, b, b < p->n_blocks ? ref[b] : 0,
-                             b < p->n_blocks ? p->cached[b] : 0);
-        ref[b] = REF_MARK_FREE;
-    }
-    uint32_t n = 0;
-    for (uint32_t b = p->lru_head, prev = KV_BLOCK_NONE; b != KV_BLOCK_NONE;
-         prev = b, b = p->lru_next[b]) {
-        if (b >= p->n_blocks || ++n > p->n_lru || p->lru_prev[b] != prev || ref[b] != 0 ||
-            !p->cached[b])
-            return kv_errorf(err, KV_CORRUPT, "paged: LRU list broken at block %u", b);
-        ref[b] = REF_MARK_LRU;
-        if (p->lru_next[b] == KV_BLOCK_NONE && p->lru_tail != b)
-            return kv_errorf(err, KV_CORRUPT, "paged: LRU tail is %u, list ends at %u", p->lru_tail,
-                             b);
-    }
-    if (n != p->n_lru)
-        return kv_errorf(err, KV_CORRUPT, "paged: LRU holds %u, counter %u", n, p->n_lru);
-    for (uint32_t b = 0; b < p->n_blocks; b++)
-        if (ref[b] == 0)
-            return kv_errorf(err, KV_CORRUPT, "paged: block %u is neither used nor free", b);
-    for (uint32_t b = 0; b < p->n_blocks; b++)
+    for (uint32_t b = 0; b < p->pool.n_blocks; b++)
         if (p->want[b] != 0)
             return kv_errorf(err, KV_CORRUPT, "paged: breakdown scratch dirty at block %u", b);
-    return kv_prefix_index_check(&p->index, err);
+    if (p->layout.policy == KV_TOKENS_WINDOW) { /* the window dropped exactly what it left */
+        uint32_t sink = kv_layout_sink_blocks(&p->layout);
+        for (uint32_t s = 0; s < a->cfg.max_seqs; s++) {
+            const kv_seq *q = &a->seqs[s];
+            if (q->state == KV_SEQ_FREE)
+                continue;
+            uint32_t first = kv_layout_first_kept_block(&p->layout, q->tokens);
+            uint32_t expect = first > sink ? first - sink : 0;
+            if (q->u.pg.n_dropped != expect)
+                return kv_errorf(err, KV_CORRUPT,
+                                 "window: seq %u of %u tokens dropped %u blocks, window says %u",
+                                 s, q->tokens, q->u.pg.n_dropped, expect);
+            const uint32_t *t = table_of(p, s);
+            for (uint32_t i = sink; i < sink + expect; i++)
+                if (t[i] != KV_BLOCK_NONE)
+                    return kv_errorf(err, KV_CORRUPT,
+                                     "window: seq %u keeps block %u outside the window", s, i);
+        }
+    }
+    return kv_block_pool_check(&p->pool, ref, err); /* the pool, against the tables' references */
 }
