@@ -3,13 +3,13 @@
 
 #include <dirent.h>
 #include <stddef.h>
-#include <errno.h>
-#include <ini.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "inifile.h"
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -71,42 +71,40 @@ typedef struct load_ctx {
     size_t n_fields;
     void *out;
     bool seen[32];
-    char why[KV_ERR_MSG_BYTES];
 } load_ctx;
 
 #define N_OF(x) (sizeof(x) / sizeof((x)[0]))
 
 /* ------------------------------------------------------------------------------------------ */
 
-static int on_key(void *user, const char *section, const char *key, const char *v)
+static bool on_key(void *ctx, const char *section, const char *key, const char *v, char *why,
+                   size_t why_bytes)
 {
-    load_ctx *c = user;
+    load_ctx *c = ctx;
     if (strcmp(section, c->section) != 0) {
-        snprintf(c->why, sizeof c->why, "unknown section [%s] (expected [%s])", section,
+        snprintf(why, why_bytes, "unknown section [%s] (expected [%s])", section,
                  c->section);
-        return 0;
+        return false;
     }
     for (size_t i = 0; i < c->n_fields; i++) {
         const field *f = &c->fields[i];
         if (strcmp(key, f->key) != 0)
             continue;
         c->seen[i] = true;
-        char *p = (char *)c->out + f->offset, *end = NULL;
+        char *p = (char *)c->out + f->offset;
         if (f->type == F_NAME) {
             if (strlen(v) == 0 || strlen(v) >= 64) {
-                snprintf(c->why, sizeof c->why, "%s: expected a name of 1..63 bytes", key);
-                return 0;
+                snprintf(why, why_bytes, "%s: expected a name of 1..63 bytes", key);
+                return false;
             }
             memcpy(p, v, strlen(v) + 1);
-            return 1;
+            return true;
         }
-        errno = 0;
-        double d = strtod(v, &end);
-        if (*v == '\0' || *end != '\0' || errno != 0 || !isfinite(d) || d < f->lo || d > f->hi ||
-            (f->type != F_DOUBLE && d != floor(d))) {
-            snprintf(c->why, sizeof c->why, "%s: expected %s in [%g, %g], got \"%s\"", key,
+        double d = 0;
+        if (!kv_inifile_number(v, f->lo, f->hi, &d) || (f->type != F_DOUBLE && d != floor(d))) {
+            snprintf(why, why_bytes, "%s: expected %s in [%g, %g], got \"%s\"", key,
                      f->type == F_DOUBLE ? "a number" : "an integer", f->lo, f->hi, v);
-            return 0;
+            return false;
         }
         if (f->type == F_DOUBLE)
             *(double *)p = d;
@@ -114,10 +112,10 @@ static int on_key(void *user, const char *section, const char *key, const char *
             *(uint32_t *)p = (uint32_t)d;
         else
             *(bool *)p = d != 0;
-        return 1;
+        return true;
     }
-    snprintf(c->why, sizeof c->why, "unknown key '%s' in [%s]", key, c->section);
-    return 0;
+    snprintf(why, why_bytes, "unknown key '%s' in [%s]", key, c->section);
+    return false;
 }
 
 /* Find a preset: a path, or NAME(.ini) in the preset directories (case-insensitive). */
@@ -165,12 +163,9 @@ static kv_status load(const char *name, const char *kind, const char *section, c
                          "sim/presets/%s)",
                          section, name, kind, kind);
     load_ctx c = {.section = section, .fields = fields, .n_fields = n_fields, .out = out};
-    int line = ini_parse(path, on_key, &c);
-    if (line < 0)
-        return kv_errorf(err, KV_ERR_IO, "%s: cannot open", path);
-    if (line > 0)
-        return kv_errorf(err, KV_ERR_INPUT, "%s:%d: %s", path, line,
-                         c.why[0] ? c.why : "not a valid INI line");
+    kv_status st = kv_inifile_load(path, on_key, &c, NULL, err);
+    if (st != KV_OK)
+        return st;
     for (size_t i = 0; i < n_fields; i++)
         if (fields[i].required && !c.seen[i])
             return kv_errorf(err, KV_ERR_INPUT, "%s: [%s] key '%s' missing", path, section,

@@ -114,6 +114,51 @@ static void test_calibration_file_overrides_and_errors_name_the_line(void **stat
     assert_non_null(strstr(e.msg, "no-such-gpu"));
 }
 
+/* Regression: the calibration and preset loaders once reported only the first bad line, with
+ * the last key's message. */
+static void test_calibration_and_preset_files_report_several_bad_keys_with_their_lines(void **state)
+{
+    (void)state;
+    kv_gpu g;
+    kv_err e = {{0}};
+    assert_int_equal(kv_gpu_load("H100-80GB", &g, &e), KV_OK);
+    kv_model m;
+    assert_int_equal(kv_model_load("Llama-3-8B", &m, &e), KV_OK);
+    kv_costmodel cm;
+    kv_costmodel_init(&cm, &m, &g, 1, 131072);
+    char path[256];
+    snprintf(path, sizeof path, "%s/kvsim-calib2-%d.ini",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    FILE *f = fopen(path, "w");
+    fputs("[calibration]\neff_memory = 2\nmap_us = 1\neff_compute = fast\nspeed = 9\n", f);
+    fclose(f);
+    assert_int_equal(kv_costmodel_calibrate(&cm, path, &e), KV_ERR_INPUT);
+    const char *want[] = {":2: eff_memory: expected", ":4: eff_compute: expected",
+                          ":5: unknown key 'speed'"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (strstr(e.msg, want[i]) == NULL)
+            fail_msg("\"%s\" lacks \"%s\"", e.msg, want[i]);
+    f = fopen(path, "w");
+    fputs("[gpu]\nname = X\nmemory_gib = lots\nhbm_tbps = 3\ncolour = red\n[other]\nx = 1\n", f);
+    fclose(f);
+    e.msg[0] = '\0';
+    assert_int_equal(kv_gpu_load(path, &g, &e), KV_ERR_INPUT);
+    const char *want_gpu[] = {":3: memory_gib: expected a number", ":5: unknown key 'colour'",
+                              ":7: unknown section [other]"};
+    for (size_t i = 0; i < sizeof want_gpu / sizeof want_gpu[0]; i++)
+        if (strstr(e.msg, want_gpu[i]) == NULL)
+            fail_msg("\"%s\" lacks \"%s\"", e.msg, want_gpu[i]);
+    f = fopen(path, "w");
+    fputs("[model]\nname = M\nn_layers = 1.5\nn_heads = 0\n", f);
+    fclose(f);
+    e.msg[0] = '\0';
+    assert_int_equal(kv_model_load(path, &m, &e), KV_ERR_INPUT);
+    if (strstr(e.msg, ":3: n_layers: expected an integer") == NULL ||
+        strstr(e.msg, ":4: n_heads: expected an integer") == NULL)
+        fail_msg("\"%s\" lacks lines 3 and 4", e.msg);
+    remove(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -121,6 +166,7 @@ int main(void)
         cmocka_unit_test(test_swap_and_map_costs_follow_the_formula),
         cmocka_unit_test(test_kv_budget_follows_vllm),
         cmocka_unit_test(test_calibration_file_overrides_and_errors_name_the_line),
+        cmocka_unit_test(test_calibration_and_preset_files_report_several_bad_keys_with_their_lines),
     };
     return cmocka_run_group_tests_name("costmodel", tests, NULL, NULL);
 }

@@ -410,6 +410,30 @@ static void test_spec_errors_name_file_line_and_key(void **state)
     assert_int_equal(kv_spec_load("workloads/no-such.ini", &s, &e), KV_ERR_IO);
 }
 
+/* Regression: the loader once reported only the first bad line, with the last key's message. */
+static void test_spec_reports_several_bad_keys_with_their_lines(void **state)
+{
+    (void)state;
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char path[512];
+    snprintf(path, sizeof path, "%s/kvsim-spec2-%d.ini", tmp, (int)getpid());
+    FILE *f = fopen(path, "w");
+    fputs("[workload]\nrequests = 10\n[arrival]\nrate_per_s = -1\nprocess = brownian\n"
+          "[prompt]\nsigma = 99\nno equals sign here\n", f);
+    fclose(f);
+    kv_workload_spec s;
+    kv_spec_default(&s);
+    kv_err e = {{0}};
+    assert_int_equal(kv_spec_load(path, &s, &e), KV_ERR_INPUT);
+    const char *want[] = {":4: [arrival] rate_per_s: expected a number",
+                          ":5: [arrival] process: expected one of", ":7: [prompt] sigma: expected",
+                          ":8: not a valid INI line"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (strstr(e.msg, want[i]) == NULL)
+            fail_msg("\"%s\" lacks \"%s\"", e.msg, want[i]);
+    remove(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_session_turns_hold_the_whole_conversation),
         cmocka_unit_test(test_same_seed_gives_byte_identical_output),
         cmocka_unit_test(test_spec_errors_name_file_line_and_key),
+        cmocka_unit_test(test_spec_reports_several_bad_keys_with_their_lines),
     };
     return cmocka_run_group_tests_name("gen", tests, NULL, NULL);
 }
