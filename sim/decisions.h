@@ -3,7 +3,8 @@
  *
  *   <n> <op> seq=<id> [parent=<id>] tokens=<t> -> <status> [<placement>]
  *   placement:  extent off=<bytes> cap=<bytes> | blocks <n> h=<hash> | chunks <n> h=<hash>
- * (h: FNV-1a over the block or chunk ids in order, so a line stays short whatever the length.)
+ * (h: kv_hash_ids32 of hash.h over the block or chunk ids in order, so a line stays short
+ * whatever the length.)
  * kvsim replay --decision-log and kvgpu replay --decision-log write it for the same trace and
  * settings; equal files mean the GPU realized exactly kvsim's decisions.
  */

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 /* ------------------------------------------------------------------------------------------ */
 
 enum { R_WAITING, R_RUNNING, R_SWAPPED };
@@ -239,11 +241,9 @@ static uint64_t *content_ids(const kv_engine *e, const kv_request *r, uint32_t *
         uint64_t h0 = first / hb, h1 = last / hb;
         if (h1 >= r->n_prefix_hashes)
             break;
-        uint64_t x = 0x9e3779b97f4a7c15ull * (first - h0 * hb + 1);
-        for (uint64_t h = h0; h <= h1; h++) {
-            x ^= r->prefix_hashes[h] + 0x632be59bd9b4e019ull + (x << 6) + (x >> 2);
-            x *= 0xff51afd7ed558ccdull;
-        }
+        uint64_t x = kv_hash_mix64(first - h0 * hb + 1);
+        for (uint64_t h = h0; h <= h1; h++)
+            x = kv_hash_combine(x, r->prefix_hashes[h]);
         c[k] = x;
     }
     *n_out = k;

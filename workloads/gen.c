@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "lengths.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -57,20 +58,11 @@ struct kv_gen {
 
 /* ------------------------------------------------------------------------------ hashing --- */
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
-
-/* A content id for block `index` of kind (1 group, 2 session, 3 request) and owner id. */
+/* A content id for block `index` of kind (1 group, 2 session, 3 request) and owner id:
+ * mix64(mix64(mix64(kind) ^ owner) ^ index), the values generated traces have always had. */
 static uint64_t content_id(uint64_t kind, uint64_t owner, uint64_t index)
 {
-    return mix64(mix64(mix64(kind) ^ owner) ^ index);
+    return kv_hash_mix64(kv_hash_combine(kind, owner) ^ index);
 }
 
 /* ---------------------------------------------------------------------------- the heap --- */
