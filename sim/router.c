@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heap.h"
+
 /* ------------------------------------------------------------------------------------------ */
 
 /* A replica's queue of routed requests, read by its engine as its source. A request's prefix
@@ -44,8 +46,7 @@ struct kv_router {
     replica *reps;
     double *weight; /* least-tokens: tokens of each routed request, by trace row */
     uint64_t n_weight, cap_weight;
-    release *heap; /* min-heap by t */
-    uint64_t n_heap, cap_heap;
+    kv_heap releases; /* of release, by t */
 };
 
 static const char *const policy_names[] = {"round-robin", "least-tokens"};
@@ -125,37 +126,11 @@ static kv_status queue_push(replica *rp, const kv_request *in, uint64_t trace_ro
 
 /* ---------------------------------------------------------------------- the releases --- */
 
-static bool heap_push(kv_router *r, release x)
+/* Earlier release first; equal times pop in the heap's fixed order (heap.h), as always. */
+static bool release_before(const void *a, const void *b, void *ctx)
 {
-    if (!grow((void **)&r->heap, &r->cap_heap, r->n_heap + 1, sizeof *r->heap))
-        return false;
-    uint64_t i = r->n_heap++;
-    while (i > 0 && r->heap[(i - 1) / 2].t > x.t) {
-        r->heap[i] = r->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    r->heap[i] = x;
-    return true;
-}
-
-static release heap_pop(kv_router *r)
-{
-    release top = r->heap[0], x = r->heap[--r->n_heap];
-    uint64_t i = 0;
-    for (;;) {
-        uint64_t c = 2 * i + 1;
-        if (c >= r->n_heap)
-            break;
-        if (c + 1 < r->n_heap && r->heap[c + 1].t < r->heap[c].t)
-            c++;
-        if (!(r->heap[c].t < x.t))
-            break;
-        r->heap[i] = r->heap[c];
-        i = c;
-    }
-    if (r->n_heap > 0)
-        r->heap[i] = x;
-    return top;
+    (void)ctx;
+    return ((const release *)a)->t < ((const release *)b)->t;
 }
 
 /* ------------------------------------------------------------------ the observer shim --- */
@@ -172,7 +147,7 @@ static kv_status shim_request(void *ctx, const kv_req_record *q, kv_err *err)
         double w = r->weight[rec.id];
         if (isnan(q->t_finish_s)) /* rejected: never load */
             rp->outstanding -= w;
-        else if (!heap_push(r, (release){q->t_finish_s, w, rp->index}))
+        else if (!kv_heap_push(&r->releases, &(release){q->t_finish_s, w, rp->index}))
             return kv_errorf(err, KV_ERR_NOMEM, "router: out of memory");
     }
     return rp->inner.on_request ? rp->inner.on_request(rp->inner.ctx, &rec, err) : KV_OK;
@@ -200,6 +175,7 @@ kv_status kv_router_create(const kv_engine_config *ec, const kv_alloc_config *ac
     }
     r->ec = *ec;
     r->policy = policy;
+    kv_heap_init(&r->releases, sizeof(release), release_before, NULL);
     r->n = n_replicas;
     for (uint32_t i = 0; i < n_replicas; i++) {
         kv_engine_config c = *ec;
@@ -232,7 +208,7 @@ void kv_router_destroy(kv_router **rp)
     }
     free(r->reps);
     free(r->weight);
-    free(r->heap);
+    kv_heap_fini(&r->releases);
     free(r);
     *rp = NULL;
 }
@@ -241,8 +217,9 @@ static uint32_t pick(kv_router *r, uint64_t row, double t)
 {
     if (r->policy == KV_ROUTE_ROUND_ROBIN)
         return (uint32_t)(row % r->n);
-    while (r->n_heap > 0 && r->heap[0].t <= t) {
-        release x = heap_pop(r);
+    while (r->releases.len > 0 && ((const release *)kv_heap_top(&r->releases))->t <= t) {
+        release x;
+        kv_heap_pop(&r->releases, &x);
         r->reps[x.replica].outstanding -= x.tokens;
     }
     uint32_t best = 0;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "hash.h"
+#include "heap.h"
 #include "lengths.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -45,8 +46,7 @@ struct kv_gen {
     uint64_t next_base_seq;
 
     /* sessions */
-    turn *heap;
-    size_t heap_len, heap_cap;
+    kv_heap turns; /* of turn, by turn_before */
     uint64_t seq, n_sessions;
 
     /* output */
@@ -72,43 +72,10 @@ static bool turn_before(const turn *a, const turn *b)
     return a->t_s < b->t_s || (a->t_s == b->t_s && a->seq < b->seq);
 }
 
-static bool heap_push(kv_gen *g, turn t)
+static bool turn_less(const void *a, const void *b, void *ctx)
 {
-    if (g->heap_len == g->heap_cap) {
-        size_t cap = g->heap_cap ? g->heap_cap * 2 : 256;
-        turn *h = realloc(g->heap, cap * sizeof *h);
-        if (h == NULL)
-            return false;
-        g->heap = h;
-        g->heap_cap = cap;
-    }
-    size_t i = g->heap_len++;
-    while (i > 0 && turn_before(&t, &g->heap[(i - 1) / 2])) {
-        g->heap[i] = g->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    g->heap[i] = t;
-    return true;
-}
-
-static turn heap_pop(kv_gen *g)
-{
-    turn top = g->heap[0], last = g->heap[--g->heap_len];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= g->heap_len)
-            break;
-        if (c + 1 < g->heap_len && turn_before(&g->heap[c + 1], &g->heap[c]))
-            c++;
-        if (!turn_before(&g->heap[c], &last))
-            break;
-        g->heap[i] = g->heap[c];
-        i = c;
-    }
-    if (g->heap_len > 0)
-        g->heap[i] = last;
-    return top;
+    (void)ctx;
+    return turn_before(a, b);
 }
 
 /* ------------------------------------------------------------------------ arrivals --- */
@@ -301,6 +268,7 @@ kv_status kv_gen_create(const kv_workload_spec *spec, uint64_t seed, kv_gen **ou
     if (g == NULL)
         return kv_errorf(err, KV_ERR_NOMEM, "generator: out of memory");
     g->spec = *spec;
+    kv_heap_init(&g->turns, sizeof(turn), turn_less, NULL);
     g->rng = gsl_rng_alloc(gsl_rng_mt19937);
     g->root = gsl_root_fsolver_alloc(gsl_root_fsolver_brent);
     if (g->rng == NULL || g->root == NULL) {
@@ -344,7 +312,7 @@ void kv_gen_destroy(kv_gen **gp)
     kv_len_sampler_destroy(&g->prompt);
     kv_len_sampler_destroy(&g->output);
     kv_trace_close(&g->trace);
-    free(g->heap);
+    kv_heap_fini(&g->turns);
     free(g->hashes);
     free(g);
     *gp = NULL;
@@ -373,8 +341,8 @@ kv_status kv_gen_next(kv_gen *g, kv_request *out, kv_err *err)
     turn base = {.t_s = g->next_base_t, .seq = g->next_base_seq};
     bool sessions = s->sessions.turns_mean >= 1;
     turn cur;
-    if (sessions && g->heap_len > 0 && turn_before(&g->heap[0], &base)) {
-        cur = heap_pop(g);
+    if (sessions && g->turns.len > 0 && turn_before(kv_heap_top(&g->turns), &base)) {
+        kv_heap_pop(&g->turns, &cur);
     } else {
         g->next_base_ready = false;
         cur = base;
@@ -419,7 +387,7 @@ kv_status kv_gen_next(kv_gen *g, kv_request *out, kv_err *err)
         next.seq = g->seq++;
         next.history = prompt + output;
         next.turns_left--;
-        if (!heap_push(g, next))
+        if (!kv_heap_push(&g->turns, &next))
             return kv_errorf(err, KV_ERR_NOMEM, "generator: out of memory");
     }
     g->emitted++;
