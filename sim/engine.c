@@ -17,6 +17,7 @@
 
 #include "hash.h"
 #include "heap.h"
+#include "vec.h"
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -51,9 +52,11 @@ struct kv_engine {
     uint32_t block_tokens; /* allocator block size when prefix caching is on, else 0 */
 
     req *reqs;
-    uint32_t n_reqs, cap_reqs;
-    uint32_t *free_reqs;
+    uint32_t n_reqs;
+    size_t cap_reqs;
+    uint32_t *free_reqs; /* as many slots as reqs */
     uint32_t n_free_reqs;
+    size_t cap_free_reqs;
 
     kv_heap waiting, swapped; /* of uint32_t request indices, by seqno */
     uint32_t *running;
@@ -70,7 +73,7 @@ struct kv_engine {
     kv_request next;
     uint64_t next_id, seqno;
     uint64_t *next_hashes; /* a copy: the source's pointer is borrowed */
-    uint32_t next_hashes_cap;
+    size_t next_hashes_cap;
 
     kv_step_work work;
     uint32_t preempted_in_step;
@@ -109,18 +112,10 @@ static uint32_t req_new(kv_engine *e)
 {
     if (e->n_free_reqs > 0)
         return e->free_reqs[--e->n_free_reqs];
-    if (e->n_reqs == e->cap_reqs) {
-        uint32_t cap = e->cap_reqs ? e->cap_reqs * 2 : 1024;
-        req *p = realloc(e->reqs, cap * sizeof *p);
-        uint32_t *f = realloc(e->free_reqs, cap * sizeof *f);
-        if (p)
-            e->reqs = p;
-        if (f)
-            e->free_reqs = f;
-        if (p == NULL || f == NULL)
-            return UINT32_MAX;
-        e->cap_reqs = cap;
-    }
+    size_t need = (size_t)e->n_reqs + 1;
+    if (!kv_vec_reserve(&e->reqs, &e->cap_reqs, need, sizeof *e->reqs, 1024) ||
+        !kv_vec_reserve(&e->free_reqs, &e->cap_free_reqs, need, sizeof *e->free_reqs, 1024))
+        return UINT32_MAX;
     return e->n_reqs++;
 }
 
@@ -239,13 +234,9 @@ static kv_status read_next(kv_engine *e, kv_source *src, kv_err *err)
         return KV_OK; /* asked again at the next loop of kv_engine_advance */
     if (st != KV_OK)
         return st;
-    if (e->next.n_prefix_hashes > e->next_hashes_cap) {
-        uint64_t *h = realloc(e->next_hashes, e->next.n_prefix_hashes * sizeof *h);
-        if (h == NULL)
-            return kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
-        e->next_hashes = h;
-        e->next_hashes_cap = e->next.n_prefix_hashes;
-    }
+    if (!kv_vec_reserve(&e->next_hashes, &e->next_hashes_cap, e->next.n_prefix_hashes,
+                        sizeof *e->next_hashes, 16))
+        return kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
     if (e->next.n_prefix_hashes)
         memcpy(e->next_hashes, e->next.prefix_hashes,
                e->next.n_prefix_hashes * sizeof *e->next_hashes);

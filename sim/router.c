@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "heap.h"
+#include "vec.h"
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -14,7 +15,7 @@
 typedef struct slot {
     kv_request req;
     uint64_t *hashes;
-    uint32_t hashes_cap;
+    size_t hashes_cap;
 } slot;
 
 typedef struct replica {
@@ -22,10 +23,11 @@ typedef struct replica {
     uint32_t index;
     kv_engine *e;
     slot *q;
-    uint32_t head, len, cap;
+    uint32_t head, len;
+    size_t cap;
     bool closed;
     uint64_t *ids; /* trace row of the k-th request routed here */
-    uint64_t n_ids, cap_ids;
+    size_t n_ids, cap_ids;
     double outstanding; /* least-tokens: tokens of routed, unfinished requests */
     kv_observer inner;     /* the caller's observer */
     kv_source src;         /* the queue, as the engine's source */
@@ -45,7 +47,7 @@ struct kv_router {
     uint32_t n;
     replica *reps;
     double *weight; /* least-tokens: tokens of each routed request, by trace row */
-    uint64_t n_weight, cap_weight;
+    size_t cap_weight;
     kv_heap releases; /* of release, by t */
 };
 
@@ -66,21 +68,6 @@ kv_status kv_route_policy_parse(const char *s, kv_route_policy *out)
     return KV_ERR_INPUT;
 }
 
-/* Grow *p (of *cap elements of size sz) to hold at least need. */
-static bool grow(void **p, uint64_t *cap, uint64_t need, size_t sz)
-{
-    if (need <= *cap)
-        return true;
-    uint64_t c = *cap ? *cap * 2 : 64;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(*p, c * sz);
-    if (q == NULL)
-        return false;
-    *p = q;
-    *cap = c;
-    return true;
-}
 
 /* ------------------------------------------------------------------------- the queues --- */
 
@@ -99,22 +86,12 @@ static kv_status queue_next(void *ctx, kv_request *out, kv_err *err)
 
 static kv_status queue_push(replica *rp, const kv_request *in, uint64_t trace_row, kv_err *err)
 {
-    uint64_t cap = rp->cap;
-    if (!grow((void **)&rp->q, &cap, (uint64_t)rp->len + 1, sizeof *rp->q) ||
-        !grow((void **)&rp->ids, &rp->cap_ids, rp->n_ids + 1, sizeof *rp->ids))
+    if (!kv_vec_reserve_zeroed(&rp->q, &rp->cap, (size_t)rp->len + 1, sizeof *rp->q, 64) ||
+        !kv_vec_reserve(&rp->ids, &rp->cap_ids, rp->n_ids + 1, sizeof *rp->ids, 64))
         return kv_errorf(err, KV_ERR_NOMEM, "router: out of memory");
-    if (cap > rp->cap) {
-        memset(rp->q + rp->cap, 0, (cap - rp->cap) * sizeof *rp->q);
-        rp->cap = (uint32_t)cap;
-    }
     slot *s = &rp->q[rp->len];
-    if (in->n_prefix_hashes > s->hashes_cap) {
-        uint64_t *h = realloc(s->hashes, in->n_prefix_hashes * sizeof *h);
-        if (h == NULL)
-            return kv_errorf(err, KV_ERR_NOMEM, "router: out of memory");
-        s->hashes = h;
-        s->hashes_cap = in->n_prefix_hashes;
-    }
+    if (!kv_vec_reserve(&s->hashes, &s->hashes_cap, in->n_prefix_hashes, sizeof *s->hashes, 16))
+        return kv_errorf(err, KV_ERR_NOMEM, "router: out of memory");
     if (in->n_prefix_hashes)
         memcpy(s->hashes, in->prefix_hashes, in->n_prefix_hashes * sizeof *s->hashes);
     s->req = *in;
@@ -257,7 +234,7 @@ kv_status kv_router_run(kv_router *r, kv_source src, kv_observer obs, bool check
             break;
         uint32_t to = pick(r, row, t);
         if (r->policy == KV_ROUTE_LEAST_TOKENS) {
-            if (!grow((void **)&r->weight, &r->cap_weight, row + 1, sizeof *r->weight)) {
+            if (!kv_vec_reserve(&r->weight, &r->cap_weight, row + 1, sizeof *r->weight, 64)) {
                 st = kv_errorf(err, KV_ERR_NOMEM, "router: out of memory");
                 break;
             }

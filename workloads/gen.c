@@ -11,6 +11,7 @@
 
 #include "hash.h"
 #include "heap.h"
+#include "vec.h"
 #include "lengths.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -221,13 +222,8 @@ static kv_status fill_hashes(kv_gen *g, kv_request *r, uint32_t group, uint64_t 
 {
     uint32_t bt = g->spec.prefix.block_tokens;
     size_t n = ((size_t)r->prompt_tokens + bt - 1) / bt;
-    if (n > g->hashes_cap) {
-        uint64_t *h = realloc(g->hashes, n * sizeof *h);
-        if (h == NULL)
-            return kv_errorf(err, KV_ERR_NOMEM, "generator: out of memory");
-        g->hashes = h;
-        g->hashes_cap = n;
-    }
+    if (!kv_vec_reserve(&g->hashes, &g->hashes_cap, n, sizeof *g->hashes, 64))
+        return kv_errorf(err, KV_ERR_NOMEM, "generator: out of memory");
     uint64_t uid = ++g->uid;
     for (size_t i = 0; i < n; i++) {
         uint64_t end = (uint64_t)(i + 1) * bt;
