@@ -54,8 +54,7 @@ static bool on_rule(void *ctx, const char *section, const char *key, const char 
     if (i == rs->n) {
         if (rs->n == KV_GATE_MAX_RULES || strlen(section) >= sizeof rs->r[0].metric ||
             section[0] == '\0') {
-            snprintf(why, why_bytes, "[%s]: too many rules or an empty/long metric name",
-                     section);
+            snprintf(why, why_bytes, "[%s]: too many rules or an empty/long metric name", section);
             return false;
         }
         rs->r[rs->n++] = (kv_gate_rule){.higher_is_better = true};
@@ -64,8 +63,8 @@ static bool on_rule(void *ctx, const char *section, const char *key, const char 
     kv_gate_rule *r = &rs->r[i];
     if (strcmp(key, "better") == 0) {
         if (strcmp(v, "higher") != 0 && strcmp(v, "lower") != 0) {
-            snprintf(why, why_bytes, "[%s] better: expected higher or lower, got \"%s\"",
-                     section, v);
+            snprintf(why, why_bytes, "[%s] better: expected higher or lower, got \"%s\"", section,
+                     v);
             return false;
         }
         r->higher_is_better = v[0] == 'h';
@@ -75,8 +74,8 @@ static bool on_rule(void *ctx, const char *section, const char *key, const char 
     if (strcmp(key, "relative") == 0 || strcmp(key, "absolute") == 0) {
         double d = 0;
         if (!kv_inifile_number(v, 0, INFINITY, &d)) {
-            snprintf(why, why_bytes, "[%s] %s: expected a number >= 0, got \"%s\"", section,
-                     key, v);
+            snprintf(why, why_bytes, "[%s] %s: expected a number >= 0, got \"%s\"", section, key,
+                     v);
             return false;
         }
         if (key[0] == 'r')
@@ -85,8 +84,7 @@ static bool on_rule(void *ctx, const char *section, const char *key, const char 
             r->absolute = d;
         return true;
     }
-    snprintf(why, why_bytes, "[%s]: unknown key '%s' (better, relative, absolute)", section,
-             key);
+    snprintf(why, why_bytes, "[%s]: unknown key '%s' (better, relative, absolute)", section, key);
     return false;
 }
 

@@ -42,7 +42,6 @@ kv_status kv_decision_log_close(kv_decision_log **lp, kv_err *err)
     return st;
 }
 
-
 void kv_decision_log_write(kv_decision_log *l, const kv_alloc *a, const kv_op_record *r)
 {
     if (r->before)

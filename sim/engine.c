@@ -287,9 +287,8 @@ static kv_status intake(kv_engine *e, kv_source *src, kv_observer *obs, kv_err *
             q->content = content_ids(e, in, &q->n_content);
             if (q->seqs == NULL)
                 return kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
-            st = heap_push(&e->waiting, r)
-                     ? KV_OK
-                     : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
+            st = heap_push(&e->waiting, r) ? KV_OK
+                                           : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
             e->st.prompt_tokens += q->prompt;
         }
         if (st == KV_OK)
@@ -374,7 +373,7 @@ static kv_status preempt(kv_engine *e, uint32_t v, kv_err *err)
     q->context = q->prompt + q->generated;
     q->computed = 0;
     return heap_push(&e->waiting, v) ? KV_OK
-                                        : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
+                                     : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
 }
 
 /* Append one token to every sequence of running request r, preempting others as needed.

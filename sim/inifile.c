@@ -30,9 +30,9 @@ typedef struct loader {
     const char *path;
     kv_inifile_handler on_key;
     void *ctx;
-    int line;          /* lines handed to libinih so far: the current line's number */
-    bool expect_key;   /* the current line is a key line: libinih will call the handler */
-    bool handler_ran;  /* ... and it did */
+    int line;         /* lines handed to libinih so far: the current line's number */
+    bool expect_key;  /* the current line is a key line: libinih will call the handler */
+    bool handler_ran; /* ... and it did */
     kv_inifile_report rep;
     char msg[KV_ERR_MSG_BYTES];
     size_t msg_len;

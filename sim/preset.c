@@ -27,6 +27,11 @@ typedef struct field {
     {                                                                                              \
 #k, t, offsetof(kv_model, k), lo, hi, true                                                 \
     }
+/* A model field whose INI key differs from its name (the files keep their established keys). */
+#define MODEL_FIELD_KEY(key, k, t, lo, hi)                                                         \
+    {                                                                                              \
+#key, t, offsetof(kv_model, k), lo, hi, true                                               \
+    }
 #define GPU_FIELD(k, t, lo, hi)                                                                    \
     {                                                                                              \
 #k, t, offsetof(kv_gpu, k), lo, hi, true                                                   \
@@ -46,8 +51,8 @@ static const field model_fields[] = {
     MODEL_FIELD(max_context, F_U32, 1, 1u << 30),
     MODEL_FIELD(mla_latent_dim, F_U32, 0, 1000000),
     MODEL_FIELD(gated_mlp, F_BOOL, 0, 1),
-    MODEL_FIELD(weight_bytes, F_U32, 1, 8),
-    MODEL_FIELD(kv_bytes, F_U32, 1, 8),
+    MODEL_FIELD_KEY(weight_bytes, weight_elem_bytes, F_U32, 1, 8),
+    MODEL_FIELD_KEY(kv_bytes, kv_elem_bytes, F_U32, 1, 8),
 };
 
 static const field gpu_fields[] = {
@@ -82,8 +87,7 @@ static bool on_key(void *ctx, const char *section, const char *key, const char *
 {
     load_ctx *c = ctx;
     if (strcmp(section, c->section) != 0) {
-        snprintf(why, why_bytes, "unknown section [%s] (expected [%s])", section,
-                 c->section);
+        snprintf(why, why_bytes, "unknown section [%s] (expected [%s])", section, c->section);
         return false;
     }
     for (size_t i = 0; i < c->n_fields; i++) {
@@ -196,16 +200,16 @@ kv_shape kv_model_shape(const kv_model *m, uint32_t tp)
     if (m->mla_latent_dim > 0) /* MLA's latent is shared by all heads: every GPU holds it */
         return (kv_shape){.n_layers = m->n_layers,
                           .mla_latent_dim = m->mla_latent_dim,
-                          .elem_bits = 8 * m->kv_bytes};
+                          .elem_bits = 8 * m->kv_elem_bytes};
     uint32_t heads = (m->n_kv_heads + tp - 1) / tp;
     kv_shape s = kv_shape_dense(m->n_layers, heads, m->head_dim);
-    s.elem_bits = 8 * m->kv_bytes;
+    s.elem_bits = 8 * m->kv_elem_bytes;
     return s;
 }
 
 uint64_t kv_model_weight_bytes(const kv_model *m, uint32_t tp)
 {
-    return (uint64_t)(m->params_b * 1e9 * m->weight_bytes / tp);
+    return (uint64_t)(m->params_b * 1e9 * m->weight_elem_bytes / tp);
 }
 
 kv_budget kv_kv_budget(const kv_model *m, const kv_gpu *g, uint32_t tp, double gpu_mem_util,

@@ -68,7 +68,6 @@ kv_status kv_route_policy_parse(const char *s, kv_route_policy *out)
     return KV_ERR_INPUT;
 }
 
-
 /* ------------------------------------------------------------------------- the queues --- */
 
 static kv_status queue_next(void *ctx, kv_request *out, kv_err *err)

@@ -166,7 +166,8 @@ int main(void)
         cmocka_unit_test(test_swap_and_map_costs_follow_the_formula),
         cmocka_unit_test(test_kv_budget_follows_vllm),
         cmocka_unit_test(test_calibration_file_overrides_and_errors_name_the_line),
-        cmocka_unit_test(test_calibration_and_preset_files_report_several_bad_keys_with_their_lines),
+        cmocka_unit_test(
+            test_calibration_and_preset_files_report_several_bad_keys_with_their_lines),
     };
     return cmocka_run_group_tests_name("costmodel", tests, NULL, NULL);
 }

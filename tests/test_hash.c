@@ -22,7 +22,8 @@ static void test_mix64_changes_about_half_the_bits_for_a_one_bit_change(void **s
     uint64_t flips = 0, trials = 4096;
     for (uint64_t i = 0; i < trials; i++) {
         uint64_t x = t_next(&r);
-        flips += (uint64_t)__builtin_popcountll(kv_hash_mix64(x) ^ kv_hash_mix64(x ^ (1ull << (i % 64))));
+        flips += (uint64_t)__builtin_popcountll(kv_hash_mix64(x) ^
+                                                kv_hash_mix64(x ^ (1ull << (i % 64))));
     }
     double mean = (double)flips / (double)trials;
     assert_true(mean > 31 && mean < 33);

@@ -118,7 +118,8 @@ static void test_bad_spec_reports_several_bad_keys_with_their_lines(void **state
     snprintf(path, sizeof path, "%s/bad2.ini", dir);
     FILE *f = fopen(path, "w");
     fputs("[sweep]\ntrace = x.csv\nstrategies = pagd\nrate_scales = fast\ncolour = red\n"
-          "args = --seed '1'\n", f);
+          "args = --seed '1'\n",
+          f);
     fclose(f);
     kv_sweep_spec s;
     kv_err e = {{0}};

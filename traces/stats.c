@@ -153,6 +153,6 @@ void kv_trace_stats_summary(const kv_trace_stats *s, kv_trace_summary *out)
                               .prefix_repeats = s->repeats};
     out->span_s = s->rows ? (double)(s->last_us - s->first_us) / 1e6 : 0.0;
     out->rate_per_s = out->span_s > 0 ? (double)s->rows / out->span_s : 0.0;
-    out->prompt = hist_summary(&s->prompt);
-    out->output = hist_summary(&s->output);
+    out->prompt_tokens = hist_summary(&s->prompt);
+    out->output_tokens = hist_summary(&s->output);
 }

@@ -272,17 +272,18 @@ kv_status kv_gen_create(const kv_workload_spec *spec, uint64_t seed, kv_gen **ou
         return kv_errorf(err, KV_ERR_NOMEM, "generator: out of memory");
     }
     gsl_rng_set(g->rng, (unsigned long)seed);
-    st = kv_len_sampler_create(&spec->prompt, "prompt", &g->prompt, err);
+    st = kv_len_sampler_create(&spec->prompt_tokens, "prompt", &g->prompt, err);
     if (st == KV_OK)
-        st = kv_len_sampler_create(&spec->output, "output", &g->output, err);
+        st = kv_len_sampler_create(&spec->output_tokens, "output", &g->output, err);
     if (st == KV_OK && spec->arrival.kind == KV_ARRIVAL_TRACE)
         st = trace_prepare(g, err);
     if (st != KV_OK) {
         kv_gen_destroy(&g);
         return st;
     }
-    g->paired = spec->prompt.kind == KV_LEN_EMPIRICAL && spec->output.kind == KV_LEN_EMPIRICAL &&
-                strcmp(spec->prompt.file, spec->output.file) == 0 &&
+    g->paired = spec->prompt_tokens.kind == KV_LEN_EMPIRICAL &&
+                spec->output_tokens.kind == KV_LEN_EMPIRICAL &&
+                strcmp(spec->prompt_tokens.file, spec->output_tokens.file) == 0 &&
                 kv_len_sampler_rows(g->prompt) == kv_len_sampler_rows(g->output);
     if (spec->sessions.turns_mean >= 1)
         g->fields |= KV_FIELD_SESSION | KV_FIELD_PREFIX;

@@ -57,8 +57,8 @@ void kv_spec_default(kv_workload_spec *s)
                      .mu = log(128),
                      .sigma = 1.0,
                      .zipf_s = 1.1};
-    s->prompt = l;
-    s->output = l;
+    s->prompt_tokens = l;
+    s->output_tokens = l;
     s->prefix.block_tokens = 16;
     s->sampling.n = 1;
     s->sampling.beam_width = 1;
@@ -69,8 +69,7 @@ static bool set_double(load_ctx *c, const char *key, const char *v, double lo, d
 {
     if (kv_inifile_number(v, lo, hi, out))
         return true;
-    snprintf(c->why, c->why_bytes, "%s: expected a number in [%g, %g], got \"%s\"", key, lo, hi,
-             v);
+    snprintf(c->why, c->why_bytes, "%s: expected a number in [%g, %g], got \"%s\"", key, lo, hi, v);
     return false;
 }
 
@@ -208,7 +207,7 @@ static bool on_key(void *ctx, const char *section, const char *k, const char *v,
                      key);
         }
     } else if (strcmp(section, "prompt") == 0 || strcmp(section, "output") == 0) {
-        ok = len_key(c, section[0] == 'p' ? &s->prompt : &s->output, k, v);
+        ok = len_key(c, section[0] == 'p' ? &s->prompt_tokens : &s->output_tokens, k, v);
         if (!ok) {
             char inner[KV_ERR_MSG_BYTES];
             snprintf(inner, sizeof inner, "%s", c->why);
@@ -292,9 +291,9 @@ kv_status kv_spec_validate(const kv_workload_spec *s, kv_err *err)
                              "on_s = %g keeps the mean rate",
                              s->path, s->arrival.burst_factor, cycle / s->arrival.on_s);
     }
-    kv_status st = validate_len(s, "prompt", &s->prompt, false, err);
+    kv_status st = validate_len(s, "prompt", &s->prompt_tokens, false, err);
     if (st == KV_OK)
-        st = validate_len(s, "output", &s->output, true, err);
+        st = validate_len(s, "output", &s->output_tokens, true, err);
     if (st != KV_OK)
         return st;
     if (s->prefix.groups > 0 && s->prefix.tokens == 0)

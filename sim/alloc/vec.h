@@ -19,9 +19,10 @@
 
 /* ------------------------------------------------------------------------------------------ */
 
-/* items is the address of the caller's typed pointer (T **), passed as void *. Make *items (of *cap_items items of item_bytes each) hold at least need_items, doubling from
- * max(*cap_items, first_cap). Returns true, or false when realloc failed or the size overflows
- * (then nothing changed). Never shrinks. Precondition: item_bytes > 0, first_cap > 0. */
+/* items is the address of the caller's typed pointer (T **), passed as void *. Make *items (of
+ * *cap_items items of item_bytes each) hold at least need_items, doubling from max(*cap_items,
+ * first_cap). Returns true, or false when realloc failed or the size overflows (then nothing
+ * changed). Never shrinks. Precondition: item_bytes > 0, first_cap > 0. */
 static inline bool kv_vec_reserve(void *items, size_t *cap_items, size_t need_items,
                                   size_t item_bytes, size_t first_cap)
 {
