@@ -129,33 +129,22 @@ static void test_calibration_and_preset_files_report_several_bad_keys_with_their
     char path[256];
     snprintf(path, sizeof path, "%s/kvsim-calib2-%d.ini",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
-    FILE *f = fopen(path, "w");
-    fputs("[calibration]\neff_memory = 2\nmap_us = 1\neff_compute = fast\nspeed = 9\n", f);
-    fclose(f);
+    t_write_text(path,
+                 "[calibration]\neff_memory = 2\nmap_us = 1\neff_compute = fast\nspeed = 9\n");
     assert_int_equal(kv_costmodel_calibrate(&cm, path, &e), KV_ERR_INPUT);
-    const char *want[] = {":2: eff_memory: expected", ":4: eff_compute: expected",
-                          ":5: unknown key 'speed'"};
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-        if (strstr(e.msg, want[i]) == NULL)
-            fail_msg("\"%s\" lacks \"%s\"", e.msg, want[i]);
-    f = fopen(path, "w");
-    fputs("[gpu]\nname = X\nmemory_gib = lots\nhbm_tbps = 3\ncolour = red\n[other]\nx = 1\n", f);
-    fclose(f);
+    T_ASSERT_HAS_ALL(e.msg, ":2: eff_memory: expected", ":4: eff_compute: expected",
+                     ":5: unknown key 'speed'");
+    t_write_text(
+        path, "[gpu]\nname = X\nmemory_gib = lots\nhbm_tbps = 3\ncolour = red\n[other]\nx = 1\n");
     e.msg[0] = '\0';
     assert_int_equal(kv_gpu_load(path, &g, &e), KV_ERR_INPUT);
-    const char *want_gpu[] = {":3: memory_gib: expected a number", ":5: unknown key 'colour'",
-                              ":7: unknown section [other]"};
-    for (size_t i = 0; i < sizeof want_gpu / sizeof want_gpu[0]; i++)
-        if (strstr(e.msg, want_gpu[i]) == NULL)
-            fail_msg("\"%s\" lacks \"%s\"", e.msg, want_gpu[i]);
-    f = fopen(path, "w");
-    fputs("[model]\nname = M\nn_layers = 1.5\nn_heads = 0\n", f);
-    fclose(f);
+    T_ASSERT_HAS_ALL(e.msg, ":3: memory_gib: expected a number", ":5: unknown key 'colour'",
+                     ":7: unknown section [other]");
+    t_write_text(path, "[model]\nname = M\nn_layers = 1.5\nn_heads = 0\n");
     e.msg[0] = '\0';
     assert_int_equal(kv_model_load(path, &m, &e), KV_ERR_INPUT);
-    if (strstr(e.msg, ":3: n_layers: expected an integer") == NULL ||
-        strstr(e.msg, ":4: n_heads: expected an integer") == NULL)
-        fail_msg("\"%s\" lacks lines 3 and 4", e.msg);
+    T_ASSERT_HAS_ALL(e.msg, ":3: n_layers: expected an integer",
+                     ":4: n_heads: expected an integer");
     remove(path);
 }
 
