@@ -16,7 +16,7 @@
 
 typedef struct kv_trace_stats kv_trace_stats;
 
-typedef struct kv_len_summary {
+typedef struct kv_len_summary { /* of token counts, in tokens */
     uint64_t min, median, p99, max;
     double mean;
 } kv_len_summary;
