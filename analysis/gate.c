@@ -2,11 +2,12 @@
 #include "gate.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "inifile.h"
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -32,7 +33,6 @@ static const kv_gate_rule defaults[] = {
 typedef struct rules_ctx {
     kv_gate_rules *out;
     bool seen_better[KV_GATE_MAX_RULES];
-    char why[KV_ERR_MSG_BYTES];
 } rules_ctx;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -43,9 +43,10 @@ void kv_gate_default_rules(kv_gate_rules *out)
     memcpy(out->r, defaults, sizeof defaults);
 }
 
-static int on_rule(void *user, const char *section, const char *key, const char *v)
+static bool on_rule(void *ctx, const char *section, const char *key, const char *v, char *why,
+                    size_t why_bytes)
 {
-    rules_ctx *c = user;
+    rules_ctx *c = ctx;
     kv_gate_rules *rs = c->out;
     int i = 0;
     while (i < rs->n && strcmp(rs->r[i].metric, section) != 0)
@@ -53,9 +54,8 @@ static int on_rule(void *user, const char *section, const char *key, const char 
     if (i == rs->n) {
         if (rs->n == KV_GATE_MAX_RULES || strlen(section) >= sizeof rs->r[0].metric ||
             section[0] == '\0') {
-            snprintf(c->why, sizeof c->why, "[%s]: too many rules or an empty/long metric name",
-                     section);
-            return 0;
+            snprintf(why, why_bytes, "[%s]: too many rules or an empty/long metric name", section);
+            return false;
         }
         rs->r[rs->n++] = (kv_gate_rule){.higher_is_better = true};
         snprintf(rs->r[i].metric, sizeof rs->r[i].metric, "%s", section);
@@ -63,46 +63,38 @@ static int on_rule(void *user, const char *section, const char *key, const char 
     kv_gate_rule *r = &rs->r[i];
     if (strcmp(key, "better") == 0) {
         if (strcmp(v, "higher") != 0 && strcmp(v, "lower") != 0) {
-            snprintf(c->why, sizeof c->why, "[%s] better: expected higher or lower, got \"%s\"",
-                     section, v);
-            return 0;
+            snprintf(why, why_bytes, "[%s] better: expected higher or lower, got \"%s\"", section,
+                     v);
+            return false;
         }
         r->higher_is_better = v[0] == 'h';
         c->seen_better[i] = true;
-        return 1;
+        return true;
     }
     if (strcmp(key, "relative") == 0 || strcmp(key, "absolute") == 0) {
-        char *end = NULL;
-        errno = 0;
-        double d = strtod(v, &end);
-        if (*v == '\0' || *end != '\0' || errno || !isfinite(d) || d < 0) {
-            snprintf(c->why, sizeof c->why, "[%s] %s: expected a number >= 0, got \"%s\"", section,
-                     key, v);
-            return 0;
+        double d = 0;
+        if (!kv_inifile_number(v, 0, INFINITY, &d)) {
+            snprintf(why, why_bytes, "[%s] %s: expected a number >= 0, got \"%s\"", section, key,
+                     v);
+            return false;
         }
         if (key[0] == 'r')
             r->relative = d;
         else
             r->absolute = d;
-        return 1;
+        return true;
     }
-    snprintf(c->why, sizeof c->why, "[%s]: unknown key '%s' (better, relative, absolute)", section,
-             key);
-    return 0;
+    snprintf(why, why_bytes, "[%s]: unknown key '%s' (better, relative, absolute)", section, key);
+    return false;
 }
 
 kv_status kv_gate_load_rules(const char *path, kv_gate_rules *out, kv_err *err)
 {
     *out = (kv_gate_rules){.n = 0};
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return kv_errorf(err, KV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     rules_ctx c = {.out = out};
-    int line = ini_parse_file(f, on_rule, &c);
-    fclose(f);
-    if (line != 0)
-        return kv_errorf(err, KV_ERR_INPUT, "%s:%d: %s", path, line,
-                         c.why[0] ? c.why : "not a valid INI line");
+    kv_status st = kv_inifile_load(path, on_rule, &c, NULL, err);
+    if (st != KV_OK)
+        return st;
     for (int i = 0; i < out->n; i++)
         if (!c.seen_better[i])
             return kv_errorf(err, KV_ERR_INPUT, "%s: [%s]: 'better = higher|lower' missing", path,

@@ -1,11 +1,11 @@
 /* sweep.c — sweep specs and their grid of points. See sweep.h. */
 #include "sweep.h"
 
-#include <errno.h>
-#include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "inifile.h"
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -26,11 +26,6 @@ static const struct {
 };
 
 #define N_OF(x) (sizeof(x) / sizeof((x)[0]))
-
-typedef struct load_ctx {
-    kv_sweep_spec *s;
-    char why[KV_ERR_MSG_BYTES];
-} load_ctx;
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -81,21 +76,24 @@ static bool numbers(const kv_sweep_list *l, double lo, double hi, char *why, siz
     return true;
 }
 
-static int on_key(void *user, const char *section, const char *key, const char *v)
+static bool on_key(void *ctx, const char *section, const char *key, const char *v, char *why,
+                   size_t why_bytes)
 {
-    load_ctx *c = user;
-    kv_sweep_spec *s = c->s;
+    kv_sweep_spec *s = ctx;
     if (strcmp(section, "sweep") != 0) {
-        snprintf(c->why, sizeof c->why, "unknown section [%s] (expected [sweep])", section);
-        return 0;
+        snprintf(why, why_bytes, "unknown section [%s] (expected [sweep])", section);
+        return false;
     }
     if (strcmp(key, "trace") == 0) {
         snprintf(s->trace, sizeof s->trace, "%s", v);
-        return 1;
+        return true;
     }
     if (strcmp(key, "args") == 0) {
         snprintf(s->args, sizeof s->args, "%s", v);
-        return strchr(v, '\'') == NULL && strchr(v, '"') == NULL;
+        if (strchr(v, '\'') == NULL && strchr(v, '"') == NULL)
+            return true;
+        snprintf(why, why_bytes, "args: no quotes allowed, got \"%s\"", v);
+        return false;
     }
     struct {
         const char *key;
@@ -109,33 +107,33 @@ static int on_key(void *user, const char *section, const char *key, const char *
     for (size_t i = 0; i < N_OF(lists); i++) {
         if (strcmp(key, lists[i].key) != 0)
             continue;
-        if (!split(v, lists[i].l, c->why, sizeof c->why, key))
-            return 0;
+        if (!split(v, lists[i].l, why, why_bytes, key))
+            return false;
         if (lists[i].l == &s->rate_scales)
-            return numbers(lists[i].l, 1e-6, 1e6, c->why, sizeof c->why, key);
+            return numbers(lists[i].l, 1e-6, 1e6, why, why_bytes, key);
         if (lists[i].l == &s->block_tokens)
-            return numbers(lists[i].l, 1, 65536, c->why, sizeof c->why, key);
+            return numbers(lists[i].l, 1, 65536, why, why_bytes, key);
         if (lists[i].l == &s->chunk_kib)
-            return numbers(lists[i].l, 1, 1 << 20, c->why, sizeof c->why, key);
+            return numbers(lists[i].l, 1, 1 << 20, why, why_bytes, key);
         if (lists[i].l == &s->strategies) {
             for (int k = 0; k < s->strategies.n; k++) {
                 if (strategy_index(s->strategies.v[k]) < 0) {
-                    snprintf(c->why, sizeof c->why,
+                    snprintf(why, why_bytes,
                              "strategies: unknown \"%s\" (contiguous-max, contiguous-pow2, "
                              "contiguous-oracle, contiguous-grow, chunk-pool, chunk-pool-fused, "
                              "paged, compressed-fp8, compressed-int4)",
                              s->strategies.v[k]);
-                    return 0;
+                    return false;
                 }
             }
         }
-        return 1;
+        return true;
     }
-    snprintf(c->why, sizeof c->why,
+    snprintf(why, why_bytes,
              "unknown key '%s' (trace, strategies, rate_scales, models, gpus, block_tokens, "
              "chunk_kib, args)",
              key);
-    return 0;
+    return false;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -144,22 +142,17 @@ kv_status kv_sweep_load(const char *path, kv_sweep_spec *s, kv_err *err)
 {
     *s = (kv_sweep_spec){0};
     snprintf(s->path, sizeof s->path, "%s", path);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return kv_errorf(err, KV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    load_ctx c = {.s = s};
-    int line = ini_parse_file(f, on_key, &c);
-    fclose(f);
-    if (line != 0)
-        return kv_errorf(err, KV_ERR_INPUT, "%s:%d: %s", path, line,
-                         c.why[0] ? c.why : "not a valid INI line (or a quote in args)");
+    kv_status st = kv_inifile_load(path, on_key, s, NULL, err);
+    if (st != KV_OK)
+        return st;
     if (s->trace[0] == '\0' || s->strategies.n == 0 || s->rate_scales.n == 0)
         return kv_errorf(err, KV_ERR_INPUT, "%s: [sweep] needs trace, strategies and rate_scales",
                          path);
+    char why[KV_ERR_MSG_BYTES];
     if (s->models.n == 0)
-        split("Llama-3-8B", &s->models, c.why, sizeof c.why, "models");
+        split("Llama-3-8B", &s->models, why, sizeof why, "models");
     if (s->gpus.n == 0)
-        split("H100-80GB", &s->gpus, c.why, sizeof c.why, "gpus");
+        split("H100-80GB", &s->gpus, why, sizeof why, "gpus");
     return KV_OK;
 }
 

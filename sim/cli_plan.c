@@ -93,11 +93,11 @@ static kv_status feasible(void *ctx_, double x, bool *ok, kv_err *err)
     if (rc != 0)
         return kv_errorf(err, KV_ERR_INPUT, "replay of %s at %s %g failed (exit %d)",
                          p->c->label, replicas ? "replicas" : "rate scale", x, rc);
-    *ok = s.done > 0 && !(s.ttft_p99 > p->slo_ttft_p99) && !(s.tpot_p99 > p->slo_tpot_p99) &&
+    *ok = s.done > 0 && !(s.ttft_p99_s > p->slo_ttft_p99) && !(s.tpot_p99_s > p->slo_tpot_p99) &&
           s.goodput_share >= p->goodput;
     fprintf(stderr, "  %-26s %s%-9.4g p99 TTFT %8.3f s, p99 TPOT %.4f s, goodput %5.1f%%: %s\n",
-            p->c->label, replicas ? "n=" : "x", x, s.ttft_p99, s.tpot_p99, 100 * s.goodput_share,
-            *ok ? "meets the SLOs" : "misses");
+            p->c->label, replicas ? "n=" : "x", x, s.ttft_p99_s, s.tpot_p99_s,
+            100 * s.goodput_share, *ok ? "meets the SLOs" : "misses");
     return KV_OK;
 }
 

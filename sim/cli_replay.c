@@ -634,7 +634,7 @@ int kv_cli_replay_hooked(int argc, char **argv, const kv_replay_hooks *hooks)
                 "kvsim %s: %s: %llu done, %llu rejected, %.1f output tokens/s, TTFT p50 %.3f "
                 "s p99 %.3f s, %llu preemptions -> %s\n",
                 cmd, kv_strategy_name(o.ac.strategy), (unsigned long long)s.done,
-                (unsigned long long)s.rejected, s.output_tok_per_s, s.ttft_p50, s.ttft_p99,
+                (unsigned long long)s.rejected, s.output_tok_per_s, s.ttft_p50_s, s.ttft_p99_s,
                 (unsigned long long)s.preemptions, o.out);
     return rc;
 }
@@ -661,8 +661,9 @@ static void print_table(FILE *f, const compare_case *cases, const kv_summary *s,
             fprintf(f,
                     "%s,%.3f,%.6f,%.6f,%.6f,%.6f,%.3f,%u,%llu,%llu,%.6f,%.6f,%.6f,%.6f,%.6f,"
                     "%llu,%llu\n",
-                    cases[i].label, x->output_tok_per_s, x->ttft_p50, x->ttft_p99, x->tpot_p50,
-                    x->tpot_p99, x->batch_mean, x->batch_peak, (unsigned long long)x->preemptions,
+                    cases[i].label, x->output_tok_per_s, x->ttft_p50_s, x->ttft_p99_s,
+                    x->tpot_p50_s, x->tpot_p99_s, x->batch_mean_seqs, x->batch_peak_seqs,
+                    (unsigned long long)x->preemptions,
                     (unsigned long long)(x->swap_out_bytes + x->swap_in_bytes), x->share_token,
                     x->share_reserved, x->share_internal, x->share_external, x->share_free,
                     (unsigned long long)x->done, (unsigned long long)x->rejected);
@@ -670,8 +671,9 @@ static void print_table(FILE *f, const compare_case *cases, const kv_summary *s,
             fprintf(f,
                     "%-22s %9.1f %8.3f %8.3f %8.4f %8.4f %6.1f %5u %7llu %9.1f %5.1f%% %5.1f%% "
                     "%5.1f%% %5.1f%% %5.1f%%\n",
-                    cases[i].label, x->output_tok_per_s, x->ttft_p50, x->ttft_p99, x->tpot_p50,
-                    x->tpot_p99, x->batch_mean, x->batch_peak, (unsigned long long)x->preemptions,
+                    cases[i].label, x->output_tok_per_s, x->ttft_p50_s, x->ttft_p99_s,
+                    x->tpot_p50_s, x->tpot_p99_s, x->batch_mean_seqs, x->batch_peak_seqs,
+                    (unsigned long long)x->preemptions,
                     (double)(x->swap_out_bytes + x->swap_in_bytes) / 1048576.0,
                     100 * x->share_token, 100 * x->share_reserved, 100 * x->share_internal,
                     100 * x->share_external, 100 * x->share_free);

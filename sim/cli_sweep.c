@@ -62,8 +62,9 @@ static int run_point(const kv_sweep_spec *s, uint32_t i, const char *tmp, char *
              "%u,%s,%s,%s,%s,%s,%.9g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%u,%llu,%llu,%.6f,"
              "%.6f,%.6f,%.6f,%.6f,%llu,%llu\n",
              i, p.label, p.strategy, p.size, p.model, p.gpu, p.rate_scale, m.output_tok_per_s,
-             m.requests_per_s, m.ttft_p50, m.ttft_p99, m.tpot_p50, m.tpot_p99, m.goodput_share,
-             m.batch_mean, m.batch_peak, (unsigned long long)m.preemptions,
+             m.requests_per_s, m.ttft_p50_s, m.ttft_p99_s, m.tpot_p50_s, m.tpot_p99_s,
+             m.goodput_share, m.batch_mean_seqs, m.batch_peak_seqs,
+             (unsigned long long)m.preemptions,
              (unsigned long long)(m.swap_out_bytes + m.swap_in_bytes), m.share_token,
              m.share_reserved, m.share_internal, m.share_external, m.share_free,
              (unsigned long long)m.done, (unsigned long long)m.rejected);

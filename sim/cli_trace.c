@@ -108,8 +108,8 @@ static int stats_one(const char *path, const kv_trace_opts *o)
     printf("  rows           %llu\n", (unsigned long long)m.rows);
     printf("  span           %.3f s\n", m.span_s);
     printf("  mean rate      %.3f requests/s\n", m.rate_per_s);
-    print_len("prompt tokens", &m.prompt);
-    print_len("output tokens", &m.output);
+    print_len("prompt tokens", &m.prompt_tokens);
+    print_len("output tokens", &m.output_tokens);
     if (m.n_samples_total != m.rows)
         printf("  samples        %llu (parallel n summed)\n",
                (unsigned long long)m.n_samples_total);

@@ -1,55 +1,46 @@
 /* costmodel.c — the roofline executor. Formulas in costmodel.h. */
 #include "costmodel.h"
 
-#include <errno.h>
-#include <ini.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "inifile.h"
+
 /* ------------------------------------------------------------------------------------------ */
 
-typedef struct calib_ctx {
-    kv_gpu *g;
-    char why[KV_ERR_MSG_BYTES];
-} calib_ctx;
-
-static int on_calib(void *user, const char *section, const char *key, const char *v)
+static bool on_calib(void *ctx, const char *section, const char *key, const char *v, char *why,
+                     size_t why_bytes)
 {
-    calib_ctx *c = user;
+    kv_gpu *g = ctx;
     struct {
         const char *key;
         double *dst, lo, hi;
     } keys[] = {
-        {"eff_memory", &c->g->eff_memory, 1e-3, 1},
-        {"eff_compute", &c->g->eff_compute, 1e-3, 1},
-        {"step_overhead_ms", &c->g->step_overhead_ms, 0, 1e6},
-        {"copy_latency_us", &c->g->copy_latency_us, 0, 1e6},
-        {"h2d_gbps", &c->g->h2d_gbps, 1e-3, 1e5},
-        {"d2h_gbps", &c->g->d2h_gbps, 1e-3, 1e5},
-        {"map_us", &c->g->map_us, 0, 1e6},
-        {"unmap_us", &c->g->unmap_us, 0, 1e6},
+        {"eff_memory", &g->eff_memory, 1e-3, 1},
+        {"eff_compute", &g->eff_compute, 1e-3, 1},
+        {"step_overhead_ms", &g->step_overhead_ms, 0, 1e6},
+        {"copy_latency_us", &g->copy_latency_us, 0, 1e6},
+        {"h2d_gbps", &g->h2d_gbps, 1e-3, 1e5},
+        {"d2h_gbps", &g->d2h_gbps, 1e-3, 1e5},
+        {"map_us", &g->map_us, 0, 1e6},
+        {"unmap_us", &g->unmap_us, 0, 1e6},
     };
     if (strcmp(section, "calibration") != 0) /* other sections: fit reports, ignored */
-        return 1;
+        return true;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         if (strcmp(key, keys[i].key) != 0)
             continue;
-        char *end = NULL;
-        errno = 0;
-        double d = strtod(v, &end);
-        if (*v == '\0' || *end != '\0' || errno || !isfinite(d) || d < keys[i].lo ||
-            d > keys[i].hi) {
-            snprintf(c->why, sizeof c->why, "%s: expected a number in [%g, %g], got \"%s\"", key,
+        if (!kv_inifile_number(v, keys[i].lo, keys[i].hi, keys[i].dst)) {
+            snprintf(why, why_bytes, "%s: expected a number in [%g, %g], got \"%s\"", key,
                      keys[i].lo, keys[i].hi, v);
-            return 0;
+            return false;
         }
-        *keys[i].dst = d;
-        return 1;
+        return true;
     }
-    snprintf(c->why, sizeof c->why, "unknown key '%s' in [calibration]", key);
-    return 0;
+    snprintf(why, why_bytes, "unknown key '%s' in [calibration]", key);
+    return false;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -68,16 +59,7 @@ void kv_costmodel_init(kv_costmodel *cm, const kv_model *m, const kv_gpu *g, uin
 
 kv_status kv_costmodel_calibrate(kv_costmodel *cm, const char *path, kv_err *err)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return kv_errorf(err, KV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    calib_ctx c = {.g = &cm->gpu};
-    int line = ini_parse_file(f, on_calib, &c);
-    fclose(f);
-    if (line != 0)
-        return kv_errorf(err, KV_ERR_INPUT, "%s:%d: %s", path, line,
-                         c.why[0] ? c.why : "not a valid INI line");
-    return KV_OK;
+    return kv_inifile_load(path, on_calib, &cm->gpu, NULL, err);
 }
 
 kv_step_time kv_costmodel_step(void *ctx, const kv_step_work *w)

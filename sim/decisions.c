@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 struct kv_decision_log {
     FILE *f;
     char path[1024];
@@ -40,21 +42,6 @@ kv_status kv_decision_log_close(kv_decision_log **lp, kv_err *err)
     return st;
 }
 
-/* FNV-1a over the ids of n_series series of n ids each, series k at ids + k * stride. */
-static uint64_t fnv1a(const uint32_t *ids, uint32_t n_series, uint32_t stride, uint32_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (uint32_t t = 0; t < n_series; t++)
-        for (uint32_t i = 0; i < n; i++) {
-            uint32_t v = ids[(size_t)t * stride + i];
-            for (int k = 0; k < 4; k++) {
-                h ^= (v >> (8 * k)) & 0xff;
-                h *= 0x100000001b3ull;
-            }
-        }
-    return h;
-}
-
 void kv_decision_log_write(kv_decision_log *l, const kv_alloc *a, const kv_op_record *r)
 {
     fprintf(l->f, "%llu %s seq=%u", (unsigned long long)l->n++, kv_op_name(r->op), r->seq);
@@ -71,12 +58,12 @@ void kv_decision_log_write(kv_decision_log *l, const kv_alloc *a, const kv_op_re
             break;
         case KV_PLACE_BLOCKS:
             fprintf(l->f, " blocks %u h=%016llx", p.n_blocks,
-                    (unsigned long long)fnv1a(p.block_table, 1, 0, p.n_blocks));
+                    (unsigned long long)kv_hash_ids32(0, p.block_table, 1, 0, p.n_blocks));
             break;
         case KV_PLACE_CHUNKS:
             fprintf(l->f, " chunks %u h=%016llx", p.n_chunks * p.n_chunk_tensors,
-                    (unsigned long long)fnv1a(p.chunk_ids, p.n_chunk_tensors, p.chunk_stride,
-                                              p.n_chunks));
+                    (unsigned long long)kv_hash_ids32(0, p.chunk_ids, p.n_chunk_tensors,
+                                                      p.chunk_stride, p.n_chunks));
             break;
         }
     }

@@ -4,7 +4,8 @@
  *   <n> <op> seq=<id> [parent=<id>] tokens=<t> -> <status> [<placement>] [| <effect>; ...]
  *   placement:  extent off=<bytes> cap=<bytes> | blocks <n> h=<hash> | chunks <n> h=<hash>
  *   effect:     as kv_effect_fprint prints it (effect.h), in the order they apply
- * (h: FNV-1a over the block or chunk ids in order, so a line stays short whatever the length.)
+ * (h: kv_hash_ids32 of hash.h over the block or chunk ids in order, so a line stays short
+ * whatever the length.)
  * kvsim replay --decision-log and kvgpu replay --decision-log write it for the same trace and
  * settings; equal files mean the GPU realized exactly kvsim's decisions.
  */

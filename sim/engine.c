@@ -15,6 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+#include "heap.h"
+#include "vec.h"
+
 /* ------------------------------------------------------------------------------------------ */
 
 enum { R_WAITING, R_RUNNING, R_SWAPPED };
@@ -36,11 +40,6 @@ typedef struct req {
     uint32_t n_seqs;
 } req;
 
-typedef struct heap {
-    uint32_t *idx;
-    uint32_t len, cap;
-} heap;
-
 /* A prefill chunk scheduled in the current step. */
 typedef struct chunk {
     uint32_t r, tokens;
@@ -56,11 +55,13 @@ struct kv_engine {
     uint32_t block_tokens; /* allocator block size when prefix caching is on, else 0 */
 
     req *reqs;
-    uint32_t n_reqs, cap_reqs;
-    uint32_t *free_reqs;
+    uint32_t n_reqs;
+    size_t cap_reqs;
+    uint32_t *free_reqs; /* as many slots as reqs */
     uint32_t n_free_reqs;
+    size_t cap_free_reqs;
 
-    heap waiting, swapped;
+    kv_heap waiting, swapped; /* of uint32_t request indices, by seqno */
     uint32_t *running;
     uint32_t n_running, running_seqs;
 
@@ -75,7 +76,7 @@ struct kv_engine {
     kv_request next;
     uint64_t next_id, seqno;
     uint64_t *next_hashes; /* a copy: the source's pointer is borrowed */
-    uint32_t next_hashes_cap;
+    size_t next_hashes_cap;
 
     kv_step_work work;
     uint32_t preempted_in_step;
@@ -92,47 +93,20 @@ struct kv_engine {
 
 /* ------------------------------------------------------------------------------- heaps --- */
 
-static bool heap_less(const kv_engine *e, uint32_t a, uint32_t b)
+static bool seqno_less(const void *a, const void *b, void *ctx)
 {
-    return e->reqs[a].seqno < e->reqs[b].seqno;
+    const kv_engine *e = ctx;
+    return e->reqs[*(const uint32_t *)a].seqno < e->reqs[*(const uint32_t *)b].seqno;
 }
 
-static bool heap_push(kv_engine *e, heap *h, uint32_t r)
+static bool heap_push(kv_heap *h, uint32_t r)
 {
-    if (h->len == h->cap) {
-        uint32_t cap = h->cap ? h->cap * 2 : 64;
-        uint32_t *p = realloc(h->idx, cap * sizeof *p);
-        if (p == NULL)
-            return false;
-        h->idx = p;
-        h->cap = cap;
-    }
-    uint32_t i = h->len++;
-    while (i > 0 && heap_less(e, r, h->idx[(i - 1) / 2])) {
-        h->idx[i] = h->idx[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h->idx[i] = r;
-    return true;
+    return kv_heap_push(h, &r);
 }
 
-static uint32_t heap_pop(kv_engine *e, heap *h)
+static uint32_t heap_top(const kv_heap *h)
 {
-    uint32_t top = h->idx[0], last = h->idx[--h->len], i = 0;
-    for (;;) {
-        uint32_t c = 2 * i + 1;
-        if (c >= h->len)
-            break;
-        if (c + 1 < h->len && heap_less(e, h->idx[c + 1], h->idx[c]))
-            c++;
-        if (!heap_less(e, h->idx[c], last))
-            break;
-        h->idx[i] = h->idx[c];
-        i = c;
-    }
-    if (h->len > 0)
-        h->idx[i] = last;
-    return top;
+    return *(const uint32_t *)kv_heap_top(h);
 }
 
 /* ------------------------------------------------------------------------- requests --- */
@@ -141,18 +115,10 @@ static uint32_t req_new(kv_engine *e)
 {
     if (e->n_free_reqs > 0)
         return e->free_reqs[--e->n_free_reqs];
-    if (e->n_reqs == e->cap_reqs) {
-        uint32_t cap = e->cap_reqs ? e->cap_reqs * 2 : 1024;
-        req *p = realloc(e->reqs, cap * sizeof *p);
-        uint32_t *f = realloc(e->free_reqs, cap * sizeof *f);
-        if (p)
-            e->reqs = p;
-        if (f)
-            e->free_reqs = f;
-        if (p == NULL || f == NULL)
-            return UINT32_MAX;
-        e->cap_reqs = cap;
-    }
+    size_t need = (size_t)e->n_reqs + 1;
+    if (!kv_vec_reserve(&e->reqs, &e->cap_reqs, need, sizeof *e->reqs, 1024) ||
+        !kv_vec_reserve(&e->free_reqs, &e->cap_free_reqs, need, sizeof *e->free_reqs, 1024))
+        return UINT32_MAX;
     return e->n_reqs++;
 }
 
@@ -242,11 +208,9 @@ static uint64_t *content_ids(const kv_engine *e, const kv_request *r, uint32_t *
         uint64_t h0 = first / hb, h1 = last / hb;
         if (h1 >= r->n_prefix_hashes)
             break;
-        uint64_t x = 0x9e3779b97f4a7c15ull * (first - h0 * hb + 1);
-        for (uint64_t h = h0; h <= h1; h++) {
-            x ^= r->prefix_hashes[h] + 0x632be59bd9b4e019ull + (x << 6) + (x >> 2);
-            x *= 0xff51afd7ed558ccdull;
-        }
+        uint64_t x = kv_hash_mix64(first - h0 * hb + 1);
+        for (uint64_t h = h0; h <= h1; h++)
+            x = kv_hash_combine(x, r->prefix_hashes[h]);
         c[k] = x;
     }
     *n_out = k;
@@ -273,13 +237,9 @@ static kv_status read_next(kv_engine *e, kv_source *src, kv_err *err)
         return KV_OK; /* asked again at the next loop of kv_engine_advance */
     if (st != KV_OK)
         return st;
-    if (e->next.n_prefix_hashes > e->next_hashes_cap) {
-        uint64_t *h = realloc(e->next_hashes, e->next.n_prefix_hashes * sizeof *h);
-        if (h == NULL)
-            return kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
-        e->next_hashes = h;
-        e->next_hashes_cap = e->next.n_prefix_hashes;
-    }
+    if (!kv_vec_reserve(&e->next_hashes, &e->next_hashes_cap, e->next.n_prefix_hashes,
+                        sizeof *e->next_hashes, 16))
+        return kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
     if (e->next.n_prefix_hashes)
         memcpy(e->next_hashes, e->next.prefix_hashes,
                e->next.n_prefix_hashes * sizeof *e->next_hashes);
@@ -330,9 +290,8 @@ static kv_status intake(kv_engine *e, kv_source *src, kv_observer *obs, kv_err *
             q->content = content_ids(e, in, &q->n_content);
             if (q->seqs == NULL)
                 return kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
-            st = heap_push(e, &e->waiting, r)
-                     ? KV_OK
-                     : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
+            st = heap_push(&e->waiting, r) ? KV_OK
+                                           : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
             e->st.prompt_tokens += q->prompt;
         }
         if (st == KV_OK)
@@ -405,7 +364,7 @@ static kv_status preempt(kv_engine *e, uint32_t v, kv_err *err)
             e->work.swap_out_copies += copies;
             e->st.swap_outs++;
             e->st.swap_out_bytes += bytes;
-            return heap_push(e, &e->swapped, v)
+            return heap_push(&e->swapped, v)
                        ? KV_OK
                        : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
         }
@@ -419,8 +378,8 @@ static kv_status preempt(kv_engine *e, uint32_t v, kv_err *err)
     q->state = R_WAITING;
     q->context = q->prompt + q->generated;
     q->computed = 0;
-    return heap_push(e, &e->waiting, v) ? KV_OK
-                                        : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
+    return heap_push(&e->waiting, v) ? KV_OK
+                                     : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
 }
 
 /* Append one token to every sequence of running request r, preempting others as needed.
@@ -546,7 +505,7 @@ static void schedule_running_prefills(kv_engine *e, uint32_t *budget_tok)
 static kv_status schedule_swap_ins(kv_engine *e, uint32_t *budget_tok, kv_err *err)
 {
     while (e->swapped.len > 0) {
-        uint32_t r = e->swapped.idx[0];
+        uint32_t r = heap_top(&e->swapped);
         req *q = &e->reqs[r];
         if (e->running_seqs + q->n > e->ec.max_num_seqs || *budget_tok < q->n)
             break;
@@ -557,7 +516,7 @@ static kv_status schedule_swap_ins(kv_engine *e, uint32_t *budget_tok, kv_err *e
                 KV_ASSERT(kv_alloc_swap_out(e->a, q->seqs[j], NULL) == KV_OK);
             break;
         }
-        heap_pop(e, &e->swapped);
+        kv_heap_pop(&e->swapped, NULL);
         e->work.swap_in_bytes += bytes;
         e->work.swap_in_copies += copies;
         e->st.swap_ins++;
@@ -592,7 +551,7 @@ static void breakdown_now(const kv_engine *e, kv_mem_breakdown *mem)
     kv_admit_req pending;
     bool has = e->waiting.len > 0;
     if (has)
-        pending = admit_req_of(e, &e->reqs[e->waiting.idx[0]]);
+        pending = admit_req_of(e, &e->reqs[heap_top(&e->waiting)]);
     kv_alloc_breakdown(e->a, has ? &pending : NULL, mem);
 }
 
@@ -620,7 +579,7 @@ static kv_status schedule_admissions(kv_engine *e, uint32_t *budget_tok, kv_obse
                                      kv_err *err)
 {
     while (e->waiting.len > 0 && *budget_tok > 0) {
-        uint32_t r = e->waiting.idx[0];
+        uint32_t r = heap_top(&e->waiting);
         req *q = &e->reqs[r];
         if (e->running_seqs + q->n > e->ec.max_num_seqs)
             break;
@@ -629,7 +588,7 @@ static kv_status schedule_admissions(kv_engine *e, uint32_t *budget_tok, kv_obse
             break;
         kv_admit_req ar = admit_req_of(e, q);
         if (kv_alloc_too_large(e->a, &ar)) { /* never fits: reject now, do not block the queue */
-            heap_pop(e, &e->waiting);
+            kv_heap_pop(&e->waiting, NULL);
             kv_status rs =
                 emit(e, r, KV_REQ_REJECTED, "final length exceeds the KV budget", obs, err);
             if (rs != KV_OK)
@@ -643,7 +602,7 @@ static kv_status schedule_admissions(kv_engine *e, uint32_t *budget_tok, kv_obse
         kv_status st = kv_alloc_admit(e->a, &ar, &s, &cached);
         if (st == KV_NO_SPACE)
             break;
-        heap_pop(e, &e->waiting);
+        kv_heap_pop(&e->waiting, NULL);
         if (st == KV_TOO_LARGE) {
             if ((st = emit(e, r, KV_REQ_REJECTED, "final length exceeds the KV budget", obs,
                            err)) != KV_OK)
@@ -773,7 +732,7 @@ static bool head_admissible(const kv_engine *e, uint32_t n_decode_seqs)
 {
     if (e->waiting.len == 0)
         return false;
-    const req *q = &e->reqs[e->waiting.idx[0]];
+    const req *q = &e->reqs[heap_top(&e->waiting)];
     uint32_t budget = e->ec.max_num_batched_tokens;
     if (e->ec.chunked_prefill)
         budget -= n_decode_seqs;
@@ -949,6 +908,8 @@ kv_status kv_engine_create(const kv_engine_config *ec, const kv_alloc_config *ac
         return kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
     e->ec = *ec;
     e->ex = ex;
+    kv_heap_init(&e->waiting, sizeof(uint32_t), seqno_less, e);
+    kv_heap_init(&e->swapped, sizeof(uint32_t), seqno_less, e);
     kv_alloc_config c = *ac;
     c.max_seq_tokens = ec->max_model_len;
     c.max_seqs = 2 * ec->max_num_seqs + 1024; /* running, swapped, and forks in flight */
@@ -998,8 +959,8 @@ void kv_engine_destroy(kv_engine **ep)
     kv_alloc_destroy(&e->a);
     free(e->reqs);
     free(e->free_reqs);
-    free(e->waiting.idx);
-    free(e->swapped.idx);
+    kv_heap_fini(&e->waiting);
+    kv_heap_fini(&e->swapped);
     free(e->running);
     free(e->decodes);
     free(e->chunks);

@@ -3,13 +3,13 @@
 
 #include <dirent.h>
 #include <stddef.h>
-#include <errno.h>
-#include <ini.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "inifile.h"
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -26,6 +26,11 @@ typedef struct field {
 #define MODEL_FIELD(k, t, lo, hi)                                                                  \
     {                                                                                              \
 #k, t, offsetof(kv_model, k), lo, hi, true                                                 \
+    }
+/* A model field whose INI key differs from its name (the files keep their established keys). */
+#define MODEL_FIELD_KEY(key, k, t, lo, hi)                                                         \
+    {                                                                                              \
+#key, t, offsetof(kv_model, k), lo, hi, true                                               \
     }
 #define GPU_FIELD(k, t, lo, hi)                                                                    \
     {                                                                                              \
@@ -46,8 +51,8 @@ static const field model_fields[] = {
     MODEL_FIELD(max_context, F_U32, 1, 1u << 30),
     MODEL_FIELD(mla_latent_dim, F_U32, 0, 1000000),
     MODEL_FIELD(gated_mlp, F_BOOL, 0, 1),
-    MODEL_FIELD(weight_bytes, F_U32, 1, 8),
-    MODEL_FIELD(kv_bytes, F_U32, 1, 8),
+    MODEL_FIELD_KEY(weight_bytes, weight_elem_bytes, F_U32, 1, 8),
+    MODEL_FIELD_KEY(kv_bytes, kv_elem_bytes, F_U32, 1, 8),
 };
 
 static const field gpu_fields[] = {
@@ -71,42 +76,39 @@ typedef struct load_ctx {
     size_t n_fields;
     void *out;
     bool seen[32];
-    char why[KV_ERR_MSG_BYTES];
 } load_ctx;
 
 #define N_OF(x) (sizeof(x) / sizeof((x)[0]))
 
 /* ------------------------------------------------------------------------------------------ */
 
-static int on_key(void *user, const char *section, const char *key, const char *v)
+static bool on_key(void *ctx, const char *section, const char *key, const char *v, char *why,
+                   size_t why_bytes)
 {
-    load_ctx *c = user;
+    load_ctx *c = ctx;
     if (strcmp(section, c->section) != 0) {
-        snprintf(c->why, sizeof c->why, "unknown section [%s] (expected [%s])", section,
-                 c->section);
-        return 0;
+        snprintf(why, why_bytes, "unknown section [%s] (expected [%s])", section, c->section);
+        return false;
     }
     for (size_t i = 0; i < c->n_fields; i++) {
         const field *f = &c->fields[i];
         if (strcmp(key, f->key) != 0)
             continue;
         c->seen[i] = true;
-        char *p = (char *)c->out + f->offset, *end = NULL;
+        char *p = (char *)c->out + f->offset;
         if (f->type == F_NAME) {
             if (strlen(v) == 0 || strlen(v) >= 64) {
-                snprintf(c->why, sizeof c->why, "%s: expected a name of 1..63 bytes", key);
-                return 0;
+                snprintf(why, why_bytes, "%s: expected a name of 1..63 bytes", key);
+                return false;
             }
             memcpy(p, v, strlen(v) + 1);
-            return 1;
+            return true;
         }
-        errno = 0;
-        double d = strtod(v, &end);
-        if (*v == '\0' || *end != '\0' || errno != 0 || !isfinite(d) || d < f->lo || d > f->hi ||
-            (f->type != F_DOUBLE && d != floor(d))) {
-            snprintf(c->why, sizeof c->why, "%s: expected %s in [%g, %g], got \"%s\"", key,
+        double d = 0;
+        if (!kv_inifile_number(v, f->lo, f->hi, &d) || (f->type != F_DOUBLE && d != floor(d))) {
+            snprintf(why, why_bytes, "%s: expected %s in [%g, %g], got \"%s\"", key,
                      f->type == F_DOUBLE ? "a number" : "an integer", f->lo, f->hi, v);
-            return 0;
+            return false;
         }
         if (f->type == F_DOUBLE)
             *(double *)p = d;
@@ -114,10 +116,10 @@ static int on_key(void *user, const char *section, const char *key, const char *
             *(uint32_t *)p = (uint32_t)d;
         else
             *(bool *)p = d != 0;
-        return 1;
+        return true;
     }
-    snprintf(c->why, sizeof c->why, "unknown key '%s' in [%s]", key, c->section);
-    return 0;
+    snprintf(why, why_bytes, "unknown key '%s' in [%s]", key, c->section);
+    return false;
 }
 
 /* Find a preset: a path, or NAME(.ini) in the preset directories (case-insensitive). */
@@ -165,12 +167,9 @@ static kv_status load(const char *name, const char *kind, const char *section, c
                          "sim/presets/%s)",
                          section, name, kind, kind);
     load_ctx c = {.section = section, .fields = fields, .n_fields = n_fields, .out = out};
-    int line = ini_parse(path, on_key, &c);
-    if (line < 0)
-        return kv_errorf(err, KV_ERR_IO, "%s: cannot open", path);
-    if (line > 0)
-        return kv_errorf(err, KV_ERR_INPUT, "%s:%d: %s", path, line,
-                         c.why[0] ? c.why : "not a valid INI line");
+    kv_status st = kv_inifile_load(path, on_key, &c, NULL, err);
+    if (st != KV_OK)
+        return st;
     for (size_t i = 0; i < n_fields; i++)
         if (fields[i].required && !c.seen[i])
             return kv_errorf(err, KV_ERR_INPUT, "%s: [%s] key '%s' missing", path, section,
@@ -201,16 +200,16 @@ kv_shape kv_model_shape(const kv_model *m, uint32_t tp)
     if (m->mla_latent_dim > 0) /* MLA's latent is shared by all heads: every GPU holds it */
         return (kv_shape){.n_layers = m->n_layers,
                           .mla_latent_dim = m->mla_latent_dim,
-                          .elem_bits = 8 * m->kv_bytes};
+                          .elem_bits = 8 * m->kv_elem_bytes};
     uint32_t heads = (m->n_kv_heads + tp - 1) / tp;
     kv_shape s = kv_shape_dense(m->n_layers, heads, m->head_dim);
-    s.elem_bits = 8 * m->kv_bytes;
+    s.elem_bits = 8 * m->kv_elem_bytes;
     return s;
 }
 
 uint64_t kv_model_weight_bytes(const kv_model *m, uint32_t tp)
 {
-    return (uint64_t)(m->params_b * 1e9 * m->weight_bytes / tp);
+    return (uint64_t)(m->params_b * 1e9 * m->weight_elem_bytes / tp);
 }
 
 kv_budget kv_kv_budget(const kv_model *m, const kv_gpu *g, uint32_t tp, double gpu_mem_util,

@@ -31,8 +31,8 @@ typedef struct kv_model {
     uint32_t max_context;
     uint32_t mla_latent_dim;
     bool gated_mlp;
-    uint32_t weight_bytes; /* bytes per weight */
-    uint32_t kv_bytes;     /* bytes per KV element at the native dtype */
+    uint32_t weight_elem_bytes; /* bytes per weight (INI key weight_bytes) */
+    uint32_t kv_elem_bytes;     /* bytes per KV element at the native dtype (INI key kv_bytes) */
 } kv_model;
 
 typedef struct kv_gpu {
@@ -60,7 +60,7 @@ uint64_t kv_model_weight_bytes(const kv_model *m, uint32_t tp);
 
 typedef struct kv_budget {
     uint64_t gpu_bytes, usable_bytes, weight_bytes, activation_bytes, non_torch_bytes;
-    int64_t kv_bytes; /* may be <= 0: the model does not fit */
+    int64_t kv_bytes; /* the KV budget on one GPU: may be <= 0, the model does not fit */
 } kv_budget;
 
 kv_budget kv_kv_budget(const kv_model *m, const kv_gpu *g, uint32_t tp, double gpu_mem_util,

@@ -1,7 +1,7 @@
 /* qhist.h — streaming quantiles in bounded memory: a log-bucketed histogram.
  *
  * Values in [1e-7, 1e6] (seconds, here) fall in buckets of relative width 0.1%, so a quantile
- * is within 0.05% of the exact order statistic, in 26,000 counters whatever the number of
+ * is within 0.05% of the exact order statistic, in about 30,000 counters whatever the number of
  * samples — the simulator's memory stays bounded by the running set, not the trace length.
  * Quantiles use the nearest-rank definition. A confidence interval for the p-quantile takes the
  * order statistics at ranks n p -+ z sqrt(n p (1 - p)) (the normal approximation to the binomial

@@ -321,12 +321,12 @@ kv_status kv_report_close(kv_report **rp, const kv_engine_stats *es, const kv_al
                         .output_tok_per_s = (double)es->output_tokens / span,
                         .requests_per_s = (double)es->requests_done / span,
                         .goodput_share = r->done ? (double)r->slo_ok / (double)r->done : 0,
-                        .ttft_p50 = kv_qhist_quantile(&r->ttft, 0.5),
-                        .ttft_p99 = kv_qhist_quantile(&r->ttft, 0.99),
-                        .tpot_p50 = kv_qhist_quantile(&r->tpot, 0.5),
-                        .tpot_p99 = kv_qhist_quantile(&r->tpot, 0.99),
-                        .batch_mean = es->steps ? es->batch_seqs_sum / (double)es->steps : 0,
-                        .batch_peak = es->peak_running_seqs,
+                        .ttft_p50_s = kv_qhist_quantile(&r->ttft, 0.5),
+                        .ttft_p99_s = kv_qhist_quantile(&r->ttft, 0.99),
+                        .tpot_p50_s = kv_qhist_quantile(&r->tpot, 0.5),
+                        .tpot_p99_s = kv_qhist_quantile(&r->tpot, 0.99),
+                        .batch_mean_seqs = es->steps ? es->batch_seqs_sum / (double)es->steps : 0,
+                        .batch_peak_seqs = es->peak_running_seqs,
                         .wall_s = wall_s,
                         .sim_s = es->makespan_s,
                         .requests_in = es->requests_in,
@@ -394,7 +394,7 @@ kv_status kv_report_close(kv_report **rp, const kv_engine_stats *es, const kv_al
         json_object_set_new(j, "events", ev);
         json_t *b = json_object();
         json_object_set_new(b, "steps", json_integer((json_int_t)es->steps));
-        json_object_set_new(b, "mean_seqs", json_real(s.batch_mean));
+        json_object_set_new(b, "mean_seqs", json_real(s.batch_mean_seqs));
         json_object_set_new(b, "peak_running_seqs", json_integer(es->peak_running_seqs));
         json_object_set_new(j, "batch", b);
         if (!r->o.no_wall_time) {

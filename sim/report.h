@@ -41,9 +41,9 @@ kv_observer kv_report_observer(kv_report *r);
 typedef struct kv_summary {
     uint64_t done, rejected, preemptions, swap_out_bytes, swap_in_bytes;
     double output_tok_per_s, requests_per_s, goodput_share;
-    double ttft_p50, ttft_p99, tpot_p50, tpot_p99;
-    double batch_mean;
-    uint32_t batch_peak;
+    double ttft_p50_s, ttft_p99_s, tpot_p50_s, tpot_p99_s;
+    double batch_mean_seqs; /* running sequences per step, mean over steps */
+    uint32_t batch_peak_seqs;
     double share_token, share_reserved, share_internal, share_external, share_free;
     double wall_s, sim_s;
     uint64_t requests_in, steps, steps_jumped;

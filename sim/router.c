@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heap.h"
+#include "vec.h"
+
 /* ------------------------------------------------------------------------------------------ */
 
 /* A replica's queue of routed requests, read by its engine as its source. A request's prefix
@@ -12,7 +15,7 @@
 typedef struct slot {
     kv_request req;
     uint64_t *hashes;
-    uint32_t hashes_cap;
+    size_t hashes_cap;
 } slot;
 
 typedef struct replica {
@@ -20,10 +23,11 @@ typedef struct replica {
     uint32_t index;
     kv_engine *e;
     slot *q;
-    uint32_t head, len, cap;
+    uint32_t head, len;
+    size_t cap;
     bool closed;
     uint64_t *ids; /* trace row of the k-th request routed here */
-    uint64_t n_ids, cap_ids;
+    size_t n_ids, cap_ids;
     double outstanding; /* least-tokens: tokens of routed, unfinished requests */
     kv_observer inner;     /* the caller's observer */
     kv_source src;         /* the queue, as the engine's source */
@@ -43,9 +47,8 @@ struct kv_router {
     uint32_t n;
     replica *reps;
     double *weight; /* least-tokens: tokens of each routed request, by trace row */
-    uint64_t n_weight, cap_weight;
-    release *heap; /* min-heap by t */
-    uint64_t n_heap, cap_heap;
+    size_t cap_weight;
+    kv_heap releases; /* of release, by t */
 };
 
 static const char *const policy_names[] = {"round-robin", "least-tokens"};
@@ -65,22 +68,6 @@ kv_status kv_route_policy_parse(const char *s, kv_route_policy *out)
     return KV_ERR_INPUT;
 }
 
-/* Grow *p (of *cap elements of size sz) to hold at least need. */
-static bool grow(void **p, uint64_t *cap, uint64_t need, size_t sz)
-{
-    if (need <= *cap)
-        return true;
-    uint64_t c = *cap ? *cap * 2 : 64;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(*p, c * sz);
-    if (q == NULL)
-        return false;
-    *p = q;
-    *cap = c;
-    return true;
-}
-
 /* ------------------------------------------------------------------------- the queues --- */
 
 static kv_status queue_next(void *ctx, kv_request *out, kv_err *err)
@@ -98,22 +85,12 @@ static kv_status queue_next(void *ctx, kv_request *out, kv_err *err)
 
 static kv_status queue_push(replica *rp, const kv_request *in, uint64_t trace_row, kv_err *err)
 {
-    uint64_t cap = rp->cap;
-    if (!grow((void **)&rp->q, &cap, (uint64_t)rp->len + 1, sizeof *rp->q) ||
-        !grow((void **)&rp->ids, &rp->cap_ids, rp->n_ids + 1, sizeof *rp->ids))
+    if (!kv_vec_reserve_zeroed(&rp->q, &rp->cap, (size_t)rp->len + 1, sizeof *rp->q, 64) ||
+        !kv_vec_reserve(&rp->ids, &rp->cap_ids, rp->n_ids + 1, sizeof *rp->ids, 64))
         return kv_errorf(err, KV_ERR_NOMEM, "router: out of memory");
-    if (cap > rp->cap) {
-        memset(rp->q + rp->cap, 0, (cap - rp->cap) * sizeof *rp->q);
-        rp->cap = (uint32_t)cap;
-    }
     slot *s = &rp->q[rp->len];
-    if (in->n_prefix_hashes > s->hashes_cap) {
-        uint64_t *h = realloc(s->hashes, in->n_prefix_hashes * sizeof *h);
-        if (h == NULL)
-            return kv_errorf(err, KV_ERR_NOMEM, "router: out of memory");
-        s->hashes = h;
-        s->hashes_cap = in->n_prefix_hashes;
-    }
+    if (!kv_vec_reserve(&s->hashes, &s->hashes_cap, in->n_prefix_hashes, sizeof *s->hashes, 16))
+        return kv_errorf(err, KV_ERR_NOMEM, "router: out of memory");
     if (in->n_prefix_hashes)
         memcpy(s->hashes, in->prefix_hashes, in->n_prefix_hashes * sizeof *s->hashes);
     s->req = *in;
@@ -125,37 +102,11 @@ static kv_status queue_push(replica *rp, const kv_request *in, uint64_t trace_ro
 
 /* ---------------------------------------------------------------------- the releases --- */
 
-static bool heap_push(kv_router *r, release x)
+/* Earlier release first; equal times pop in the heap's fixed order (heap.h), as always. */
+static bool release_before(const void *a, const void *b, void *ctx)
 {
-    if (!grow((void **)&r->heap, &r->cap_heap, r->n_heap + 1, sizeof *r->heap))
-        return false;
-    uint64_t i = r->n_heap++;
-    while (i > 0 && r->heap[(i - 1) / 2].t > x.t) {
-        r->heap[i] = r->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    r->heap[i] = x;
-    return true;
-}
-
-static release heap_pop(kv_router *r)
-{
-    release top = r->heap[0], x = r->heap[--r->n_heap];
-    uint64_t i = 0;
-    for (;;) {
-        uint64_t c = 2 * i + 1;
-        if (c >= r->n_heap)
-            break;
-        if (c + 1 < r->n_heap && r->heap[c + 1].t < r->heap[c].t)
-            c++;
-        if (!(r->heap[c].t < x.t))
-            break;
-        r->heap[i] = r->heap[c];
-        i = c;
-    }
-    if (r->n_heap > 0)
-        r->heap[i] = x;
-    return top;
+    (void)ctx;
+    return ((const release *)a)->t < ((const release *)b)->t;
 }
 
 /* ------------------------------------------------------------------ the observer shim --- */
@@ -172,7 +123,7 @@ static kv_status shim_request(void *ctx, const kv_req_record *q, kv_err *err)
         double w = r->weight[rec.id];
         if (isnan(q->t_finish_s)) /* rejected: never load */
             rp->outstanding -= w;
-        else if (!heap_push(r, (release){q->t_finish_s, w, rp->index}))
+        else if (!kv_heap_push(&r->releases, &(release){q->t_finish_s, w, rp->index}))
             return kv_errorf(err, KV_ERR_NOMEM, "router: out of memory");
     }
     return rp->inner.on_request ? rp->inner.on_request(rp->inner.ctx, &rec, err) : KV_OK;
@@ -200,6 +151,7 @@ kv_status kv_router_create(const kv_engine_config *ec, const kv_alloc_config *ac
     }
     r->ec = *ec;
     r->policy = policy;
+    kv_heap_init(&r->releases, sizeof(release), release_before, NULL);
     r->n = n_replicas;
     for (uint32_t i = 0; i < n_replicas; i++) {
         kv_engine_config c = *ec;
@@ -232,7 +184,7 @@ void kv_router_destroy(kv_router **rp)
     }
     free(r->reps);
     free(r->weight);
-    free(r->heap);
+    kv_heap_fini(&r->releases);
     free(r);
     *rp = NULL;
 }
@@ -241,8 +193,9 @@ static uint32_t pick(kv_router *r, uint64_t row, double t)
 {
     if (r->policy == KV_ROUTE_ROUND_ROBIN)
         return (uint32_t)(row % r->n);
-    while (r->n_heap > 0 && r->heap[0].t <= t) {
-        release x = heap_pop(r);
+    while (r->releases.len > 0 && ((const release *)kv_heap_top(&r->releases))->t <= t) {
+        release x;
+        kv_heap_pop(&r->releases, &x);
         r->reps[x.replica].outstanding -= x.tokens;
     }
     uint32_t best = 0;
@@ -280,7 +233,7 @@ kv_status kv_router_run(kv_router *r, kv_source src, kv_observer obs, bool check
             break;
         uint32_t to = pick(r, row, t);
         if (r->policy == KV_ROUTE_LEAST_TOKENS) {
-            if (!grow((void **)&r->weight, &r->cap_weight, row + 1, sizeof *r->weight)) {
+            if (!kv_vec_reserve(&r->weight, &r->cap_weight, row + 1, sizeof *r->weight, 64)) {
                 st = kv_errorf(err, KV_ERR_NOMEM, "router: out of memory");
                 break;
             }

@@ -114,6 +114,40 @@ static void test_calibration_file_overrides_and_errors_name_the_line(void **stat
     assert_non_null(strstr(e.msg, "no-such-gpu"));
 }
 
+/* Regression: the calibration and preset loaders once reported only the first bad line, with
+ * the last key's message. */
+static void test_calibration_and_preset_files_report_several_bad_keys_with_their_lines(void **state)
+{
+    (void)state;
+    kv_gpu g;
+    kv_err e = {{0}};
+    assert_int_equal(kv_gpu_load("H100-80GB", &g, &e), KV_OK);
+    kv_model m;
+    assert_int_equal(kv_model_load("Llama-3-8B", &m, &e), KV_OK);
+    kv_costmodel cm;
+    kv_costmodel_init(&cm, &m, &g, 1, 131072);
+    char path[256];
+    snprintf(path, sizeof path, "%s/kvsim-calib2-%d.ini",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    t_write_text(path,
+                 "[calibration]\neff_memory = 2\nmap_us = 1\neff_compute = fast\nspeed = 9\n");
+    assert_int_equal(kv_costmodel_calibrate(&cm, path, &e), KV_ERR_INPUT);
+    T_ASSERT_HAS_ALL(e.msg, ":2: eff_memory: expected", ":4: eff_compute: expected",
+                     ":5: unknown key 'speed'");
+    t_write_text(
+        path, "[gpu]\nname = X\nmemory_gib = lots\nhbm_tbps = 3\ncolour = red\n[other]\nx = 1\n");
+    e.msg[0] = '\0';
+    assert_int_equal(kv_gpu_load(path, &g, &e), KV_ERR_INPUT);
+    T_ASSERT_HAS_ALL(e.msg, ":3: memory_gib: expected a number", ":5: unknown key 'colour'",
+                     ":7: unknown section [other]");
+    t_write_text(path, "[model]\nname = M\nn_layers = 1.5\nn_heads = 0\n");
+    e.msg[0] = '\0';
+    assert_int_equal(kv_model_load(path, &m, &e), KV_ERR_INPUT);
+    T_ASSERT_HAS_ALL(e.msg, ":3: n_layers: expected an integer",
+                     ":4: n_heads: expected an integer");
+    remove(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -121,6 +155,8 @@ int main(void)
         cmocka_unit_test(test_swap_and_map_costs_follow_the_formula),
         cmocka_unit_test(test_kv_budget_follows_vllm),
         cmocka_unit_test(test_calibration_file_overrides_and_errors_name_the_line),
+        cmocka_unit_test(
+            test_calibration_and_preset_files_report_several_bad_keys_with_their_lines),
     };
     return cmocka_run_group_tests_name("costmodel", tests, NULL, NULL);
 }

@@ -115,6 +115,20 @@ static void test_rules_file_and_its_errors(void **state)
     assert_int_equal(kv_gate_load_rules("/no/such/rules.ini", &r, &e), KV_ERR_IO);
 }
 
+/* Regression: the loader once reported only the first bad line, with the last key's message. */
+static void test_rules_file_reports_several_bad_keys_with_their_lines(void **state)
+{
+    (void)state;
+    kv_gate_rules r;
+    kv_err e = {{0}};
+    const char *p = put("bad2.ini", "[a.x]\nbetter = sideways\nrelative = 0.1\n"
+                                    "absolute = -3\ncolour = red\n");
+    assert_int_equal(kv_gate_load_rules(p, &r, &e), KV_ERR_INPUT);
+    T_ASSERT_HAS_ALL(e.msg, ":2: [a.x] better: expected higher or lower",
+                     ":4: [a.x] absolute: expected a number", ":5: [a.x]: unknown key 'colour'");
+    assert_null(strstr(e.msg, ":3:"));
+}
+
 static void test_malformed_summaries_are_bad_input(void **state)
 {
     (void)state;
@@ -172,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_relative_rules_both_directions),
         cmocka_unit_test(test_absolute_rules_and_the_larger_of_both),
         cmocka_unit_test(test_rules_file_and_its_errors),
+        cmocka_unit_test(test_rules_file_reports_several_bad_keys_with_their_lines),
         cmocka_unit_test(test_malformed_summaries_are_bad_input),
         cmocka_unit_test(test_defaults_cover_a_real_summary_and_junit_lists_failures),
     };

@@ -181,9 +181,9 @@ static void test_length_distributions_match_their_moments(void **state)
     (void)state;
     kv_workload_spec s = base();
     s.requests = 100000;
-    s.prompt =
+    s.prompt_tokens =
         (kv_len_spec){.kind = KV_LEN_LOGNORMAL, .mu = 6, .sigma = 0.5, .min = 1, .max = 1u << 24};
-    s.output = (kv_len_spec){.kind = KV_LEN_UNIFORM, .min = 10, .max = 90};
+    s.output_tokens = (kv_len_spec){.kind = KV_LEN_UNIFORM, .min = 10, .max = 90};
     kv_gen *g = make(&s, 3);
     double sp = 0, so = 0;
     for (int i = 0; i < 100000; i++) {
@@ -196,8 +196,8 @@ static void test_length_distributions_match_their_moments(void **state)
     assert_near(so / 1e5, 50, 0.005, "uniform mean");
     kv_gen_destroy(&g);
 
-    s.prompt = (kv_len_spec){.kind = KV_LEN_ZIPF, .zipf_s = 1.5, .min = 1, .max = 1000};
-    s.output = (kv_len_spec){.kind = KV_LEN_FIXED, .value = 77, .min = 0, .max = 1000};
+    s.prompt_tokens = (kv_len_spec){.kind = KV_LEN_ZIPF, .zipf_s = 1.5, .min = 1, .max = 1000};
+    s.output_tokens = (kv_len_spec){.kind = KV_LEN_FIXED, .value = 77, .min = 0, .max = 1000};
     g = make(&s, 4);
     uint64_t ones = 0, twos = 0;
     for (int i = 0; i < 100000; i++) {
@@ -217,10 +217,10 @@ static void test_empirical_lengths_come_in_pairs_from_one_row(void **state)
     s.requests = 2000;
     kv_len_spec e = {.kind = KV_LEN_EMPIRICAL, .min = 0, .max = 1u << 24};
     snprintf(e.file, sizeof e.file, "traces/data/azure2023_code.csv");
-    s.prompt = e;
-    s.output = e;
-    snprintf(s.prompt.column, sizeof s.prompt.column, "prompt_tokens");
-    snprintf(s.output.column, sizeof s.output.column, "output_tokens");
+    s.prompt_tokens = e;
+    s.output_tokens = e;
+    snprintf(s.prompt_tokens.column, sizeof s.prompt_tokens.column, "prompt_tokens");
+    snprintf(s.output_tokens.column, sizeof s.output_tokens.column, "output_tokens");
     /* the set of (prompt, output) rows of the trace */
     kv_trace *t = NULL;
     kv_err err = {{0}};
@@ -243,9 +243,10 @@ static void test_empirical_lengths_come_in_pairs_from_one_row(void **state)
     }
     kv_gen_destroy(&g);
     /* a plain CSV column: ShareGPT prefill lengths */
-    s.output = (kv_len_spec){.kind = KV_LEN_FIXED, .value = 1, .min = 0, .max = 10};
-    snprintf(s.prompt.file, sizeof s.prompt.file, "workloads/data/sharegpt_lengths_llama2.csv");
-    snprintf(s.prompt.column, sizeof s.prompt.column, "num_prefill_tokens");
+    s.output_tokens = (kv_len_spec){.kind = KV_LEN_FIXED, .value = 1, .min = 0, .max = 10};
+    snprintf(s.prompt_tokens.file, sizeof s.prompt_tokens.file,
+             "workloads/data/sharegpt_lengths_llama2.csv");
+    snprintf(s.prompt_tokens.column, sizeof s.prompt_tokens.column, "num_prefill_tokens");
     g = make(&s, 9);
     double sum = 0;
     for (int i = 0; i < 2000; i++)
@@ -261,7 +262,7 @@ static void test_shared_prefix_groups_share_leading_hashes(void **state)
     s.requests = 200;
     s.prefix.groups = 3;
     s.prefix.tokens = 100; /* 6 full 16-token blocks */
-    s.prompt = (kv_len_spec){.kind = KV_LEN_UNIFORM, .min = 1, .max = 50};
+    s.prompt_tokens = (kv_len_spec){.kind = KV_LEN_UNIFORM, .min = 1, .max = 50};
     kv_gen *g = make(&s, 2);
     assert_true(kv_gen_fields(g) & KV_FIELD_PREFIX);
     uint64_t first[3] = {0}, sixth[3] = {0};
@@ -296,8 +297,8 @@ static void test_session_turns_hold_the_whole_conversation(void **state)
     s.sessions.turns_mean = 4;
     s.sessions.think_s = 5;
     s.arrival.rate_per_s = 0.5;
-    s.prompt = (kv_len_spec){.kind = KV_LEN_UNIFORM, .min = 1, .max = 60};
-    s.output = (kv_len_spec){.kind = KV_LEN_UNIFORM, .min = 0, .max = 60};
+    s.prompt_tokens = (kv_len_spec){.kind = KV_LEN_UNIFORM, .min = 1, .max = 60};
+    s.output_tokens = (kv_len_spec){.kind = KV_LEN_UNIFORM, .min = 0, .max = 60};
     kv_gen *g = make(&s, 8);
     enum { MAXS = 4096 };
     static uint32_t last_prompt[MAXS], last_output[MAXS], turns[MAXS];
@@ -410,6 +411,25 @@ static void test_spec_errors_name_file_line_and_key(void **state)
     assert_int_equal(kv_spec_load("workloads/no-such.ini", &s, &e), KV_ERR_IO);
 }
 
+/* Regression: the loader once reported only the first bad line, with the last key's message. */
+static void test_spec_reports_several_bad_keys_with_their_lines(void **state)
+{
+    (void)state;
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char path[512];
+    snprintf(path, sizeof path, "%s/kvsim-spec2-%d.ini", tmp, (int)getpid());
+    t_write_text(path, "[workload]\nrequests = 10\n[arrival]\nrate_per_s = -1\nprocess = brownian\n"
+                       "[prompt]\nsigma = 99\nno equals sign here\n");
+    kv_workload_spec s;
+    kv_spec_default(&s);
+    kv_err e = {{0}};
+    assert_int_equal(kv_spec_load(path, &s, &e), KV_ERR_INPUT);
+    T_ASSERT_HAS_ALL(e.msg, ":4: [arrival] rate_per_s: expected a number",
+                     ":5: [arrival] process: expected one of", ":7: [prompt] sigma: expected",
+                     ":8: not a valid INI line");
+    remove(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_session_turns_hold_the_whole_conversation),
         cmocka_unit_test(test_same_seed_gives_byte_identical_output),
         cmocka_unit_test(test_spec_errors_name_file_line_and_key),
+        cmocka_unit_test(test_spec_reports_several_bad_keys_with_their_lines),
     };
     return cmocka_run_group_tests_name("gen", tests, NULL, NULL);
 }

@@ -402,11 +402,11 @@ static void test_stats_quantiles_are_nearest_rank(void **state)
     kv_trace_summary m;
     kv_trace_stats_summary(s, &m);
     assert_int_equal(m.rows, 100);
-    assert_int_equal(m.prompt.min, 1);
-    assert_int_equal(m.prompt.median, 50);
-    assert_int_equal(m.prompt.p99, 99);
-    assert_int_equal(m.prompt.max, 100);
-    assert_int_equal(m.output.median, 100);
+    assert_int_equal(m.prompt_tokens.min, 1);
+    assert_int_equal(m.prompt_tokens.median, 50);
+    assert_int_equal(m.prompt_tokens.p99, 99);
+    assert_int_equal(m.prompt_tokens.max, 100);
+    assert_int_equal(m.output_tokens.median, 100);
     assert_true(fabs(m.span_s - 0.99) < 1e-12);
     assert_true(fabs(m.rate_per_s - 100 / 0.99) < 1e-9);
     kv_trace_stats_destroy(&s);

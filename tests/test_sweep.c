@@ -110,12 +110,29 @@ static void test_bad_specs_name_file_line_and_key(void **state)
     }
 }
 
+/* Regression: the loader once reported only the first bad line, with the last key's message. */
+static void test_bad_spec_reports_several_bad_keys_with_their_lines(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/bad2.ini", dir);
+    t_write_text(path,
+                 "[sweep]\ntrace = x.csv\nstrategies = pagd\nrate_scales = fast\ncolour = red\n"
+                 "args = --seed '1'\n");
+    kv_sweep_spec s;
+    kv_err e = {{0}};
+    assert_int_equal(kv_sweep_load(path, &s, &e), KV_ERR_INPUT);
+    T_ASSERT_HAS_ALL(e.msg, ":3: strategies: unknown \"pagd\"", ":4: rate_scales: expected numbers",
+                     ":5: unknown key 'colour'", ":6: args: no quotes");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grid_enumerates_points_in_a_fixed_order),
         cmocka_unit_test(test_local_workers_and_mpi_give_identical_rows),
         cmocka_unit_test(test_bad_specs_name_file_line_and_key),
+        cmocka_unit_test(test_bad_spec_reports_several_bad_keys_with_their_lines),
     };
     return cmocka_run_group_tests_name("sweep", tests, setup, teardown);
 }

@@ -122,6 +122,25 @@ static inline bool t_same_file(const char *a, const char *b)
     return system(cmd) == 0;
 }
 
+/* Write text to a new file at path (a test's input). */
+static inline void t_write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
+        fail_msg("cannot write %s", path);
+}
+
+/* Fail unless msg holds every one of the needles (a NULL-terminated list). */
+static inline void t_assert_has_all(const char *file, int line, const char *msg,
+                                    const char *const *needles)
+{
+    for (; *needles != NULL; needles++)
+        if (strstr(msg, *needles) == NULL)
+            fail_msg("%s:%d: \"%s\" lacks \"%s\"", file, line, msg, *needles);
+}
+#define T_ASSERT_HAS_ALL(msg, ...)                                                                 \
+    t_assert_has_all(__FILE__, __LINE__, (msg), (const char *const[]){__VA_ARGS__, NULL})
+
 /* Stress operations per strategy: KV_STRESS_OPS, default 100000. */
 static inline uint64_t t_stress_ops(void)
 {

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "vec.h"
+
 /* ------------------------------------------------------------------------------------------ */
 
 enum {
@@ -241,29 +243,13 @@ static bool parse_azure_time(const char *s, size_t len, int64_t *out)
 
 static bool hashes_reserve(kv_trace *t, size_t more)
 {
-    if (t->h_len + more <= t->h_cap)
-        return true;
-    size_t cap = t->h_cap ? t->h_cap : 1024;
-    while (cap < t->h_len + more)
-        cap *= 2;
-    uint64_t *h = realloc(t->hashes, cap * sizeof *h);
-    if (h == NULL)
-        return false;
-    t->hashes = h;
-    t->h_cap = cap;
-    return true;
+    return kv_vec_reserve(&t->hashes, &t->h_cap, t->h_len + more, sizeof *t->hashes, 1024);
 }
 
 static bool queue_push(kv_trace *t, const kv_request *req, size_t hash_off)
 {
-    if (t->q_head + t->q_len == t->q_cap) {
-        size_t cap = t->q_cap ? t->q_cap * 2 : 4096;
-        queued *q = realloc(t->q, cap * sizeof *q);
-        if (q == NULL)
-            return false;
-        t->q = q;
-        t->q_cap = cap;
-    }
+    if (!kv_vec_reserve(&t->q, &t->q_cap, t->q_head + t->q_len + 1, sizeof *t->q, 4096))
+        return false;
     t->q[t->q_head + t->q_len++] = (queued){*req, hash_off};
     return true;
 }
@@ -753,17 +739,9 @@ static void pump(kv_trace *t)
     size_t off = 0;
     if (t->format == KV_TRACE_MOONCAKE) {
         size_t len = (size_t)n - off;
-        if (t->jlen + len > t->jcap) {
-            size_t cap = t->jcap ? t->jcap : READ_CHUNK;
-            while (cap < t->jlen + len)
-                cap *= 2;
-            char *b = realloc(t->jbuf, cap);
-            if (b == NULL) {
-                set_pending(t, KV_ERR_NOMEM, "trace reader: out of memory");
-                return;
-            }
-            t->jbuf = b;
-            t->jcap = cap;
+        if (!kv_vec_reserve(&t->jbuf, &t->jcap, t->jlen + len, 1, READ_CHUNK)) {
+            set_pending(t, KV_ERR_NOMEM, "trace reader: out of memory");
+            return;
         }
         memcpy(t->jbuf + t->jlen, chunk + off, len);
         t->jlen += len;

@@ -4,11 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+#include "vec.h"
+
 /* ------------------------------------------------------------------------------------------ */
 
 typedef struct histogram {
     uint64_t *count; /* count[v] = rows with value v */
-    uint64_t cap, n;
+    size_t cap;
+    uint64_t n;
     double sum;
     uint64_t max;
 } histogram;
@@ -26,17 +30,9 @@ struct kv_trace_stats {
 
 static bool hist_add(histogram *h, uint64_t v)
 {
-    if (v >= h->cap) {
-        uint64_t cap = h->cap ? h->cap : 4096;
-        while (cap <= v)
-            cap *= 2;
-        uint64_t *c = realloc(h->count, cap * sizeof *c);
-        if (c == NULL)
-            return false;
-        memset(c + h->cap, 0, (cap - h->cap) * sizeof *c);
-        h->count = c;
-        h->cap = cap;
-    }
+    if (v == UINT64_MAX ||
+        !kv_vec_reserve_zeroed(&h->count, &h->cap, (size_t)v + 1, sizeof *h->count, 4096))
+        return false;
     h->count[v]++;
     h->n++;
     h->sum += (double)v;
@@ -77,14 +73,6 @@ static kv_len_summary hist_summary(const histogram *h)
     return s;
 }
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    return x;
-}
-
 /* Insert key; returns 1 if it was new, 0 if present, -1 out of memory. */
 static int set_insert(kv_trace_stats *s, uint64_t key)
 {
@@ -96,7 +84,7 @@ static int set_insert(kv_trace_stats *s, uint64_t key)
         for (uint64_t i = 0; i < s->set_cap; i++) {
             if (s->set[i] == 0)
                 continue;
-            uint64_t j = mix(s->set[i] - 1) & (cap - 1);
+            uint64_t j = kv_hash_mix64(s->set[i] - 1) & (cap - 1);
             while (n[j] != 0)
                 j = (j + 1) & (cap - 1);
             n[j] = s->set[i];
@@ -105,7 +93,7 @@ static int set_insert(kv_trace_stats *s, uint64_t key)
         s->set = n;
         s->set_cap = cap;
     }
-    uint64_t j = mix(key) & (s->set_cap - 1);
+    uint64_t j = kv_hash_mix64(key) & (s->set_cap - 1);
     while (s->set[j] != 0) {
         if (s->set[j] == key + 1)
             return 0;
@@ -165,6 +153,6 @@ void kv_trace_stats_summary(const kv_trace_stats *s, kv_trace_summary *out)
                               .prefix_repeats = s->repeats};
     out->span_s = s->rows ? (double)(s->last_us - s->first_us) / 1e6 : 0.0;
     out->rate_per_s = out->span_s > 0 ? (double)s->rows / out->span_s : 0.0;
-    out->prompt = hist_summary(&s->prompt);
-    out->output = hist_summary(&s->output);
+    out->prompt_tokens = hist_summary(&s->prompt);
+    out->output_tokens = hist_summary(&s->output);
 }

@@ -16,7 +16,7 @@
 
 typedef struct kv_trace_stats kv_trace_stats;
 
-typedef struct kv_len_summary {
+typedef struct kv_len_summary { /* of token counts, in tokens */
     uint64_t min, median, p99, max;
     double mean;
 } kv_len_summary;
@@ -25,7 +25,7 @@ typedef struct kv_trace_summary {
     uint64_t rows;
     double span_s;     /* last arrival - first arrival */
     double rate_per_s; /* rows / span (0 when the span is 0) */
-    kv_len_summary prompt, output;
+    kv_len_summary prompt_tokens, output_tokens;
     uint64_t n_samples_total; /* sum of parallel samples */
     uint64_t prefix_refs;     /* prefix-hash references */
     uint64_t prefix_repeats;  /* of those, repeats of an earlier hash */

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+#include "heap.h"
+#include "vec.h"
 #include "lengths.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -44,8 +47,7 @@ struct kv_gen {
     uint64_t next_base_seq;
 
     /* sessions */
-    turn *heap;
-    size_t heap_len, heap_cap;
+    kv_heap turns; /* of turn, by turn_before */
     uint64_t seq, n_sessions;
 
     /* output */
@@ -57,20 +59,11 @@ struct kv_gen {
 
 /* ------------------------------------------------------------------------------ hashing --- */
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
-
-/* A content id for block `index` of kind (1 group, 2 session, 3 request) and owner id. */
+/* A content id for block `index` of kind (1 group, 2 session, 3 request) and owner id:
+ * mix64(mix64(mix64(kind) ^ owner) ^ index), the values generated traces have always had. */
 static uint64_t content_id(uint64_t kind, uint64_t owner, uint64_t index)
 {
-    return mix64(mix64(mix64(kind) ^ owner) ^ index);
+    return kv_hash_mix64(kv_hash_combine(kind, owner) ^ index);
 }
 
 /* ---------------------------------------------------------------------------- the heap --- */
@@ -80,43 +73,10 @@ static bool turn_before(const turn *a, const turn *b)
     return a->t_s < b->t_s || (a->t_s == b->t_s && a->seq < b->seq);
 }
 
-static bool heap_push(kv_gen *g, turn t)
+static bool turn_less(const void *a, const void *b, void *ctx)
 {
-    if (g->heap_len == g->heap_cap) {
-        size_t cap = g->heap_cap ? g->heap_cap * 2 : 256;
-        turn *h = realloc(g->heap, cap * sizeof *h);
-        if (h == NULL)
-            return false;
-        g->heap = h;
-        g->heap_cap = cap;
-    }
-    size_t i = g->heap_len++;
-    while (i > 0 && turn_before(&t, &g->heap[(i - 1) / 2])) {
-        g->heap[i] = g->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    g->heap[i] = t;
-    return true;
-}
-
-static turn heap_pop(kv_gen *g)
-{
-    turn top = g->heap[0], last = g->heap[--g->heap_len];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= g->heap_len)
-            break;
-        if (c + 1 < g->heap_len && turn_before(&g->heap[c + 1], &g->heap[c]))
-            c++;
-        if (!turn_before(&g->heap[c], &last))
-            break;
-        g->heap[i] = g->heap[c];
-        i = c;
-    }
-    if (g->heap_len > 0)
-        g->heap[i] = last;
-    return top;
+    (void)ctx;
+    return turn_before(a, b);
 }
 
 /* ------------------------------------------------------------------------ arrivals --- */
@@ -262,13 +222,8 @@ static kv_status fill_hashes(kv_gen *g, kv_request *r, uint32_t group, uint64_t 
 {
     uint32_t bt = g->spec.prefix.block_tokens;
     size_t n = ((size_t)r->prompt_tokens + bt - 1) / bt;
-    if (n > g->hashes_cap) {
-        uint64_t *h = realloc(g->hashes, n * sizeof *h);
-        if (h == NULL)
-            return kv_errorf(err, KV_ERR_NOMEM, "generator: out of memory");
-        g->hashes = h;
-        g->hashes_cap = n;
-    }
+    if (!kv_vec_reserve(&g->hashes, &g->hashes_cap, n, sizeof *g->hashes, 64))
+        return kv_errorf(err, KV_ERR_NOMEM, "generator: out of memory");
     uint64_t uid = ++g->uid;
     for (size_t i = 0; i < n; i++) {
         uint64_t end = (uint64_t)(i + 1) * bt;
@@ -309,6 +264,7 @@ kv_status kv_gen_create(const kv_workload_spec *spec, uint64_t seed, kv_gen **ou
     if (g == NULL)
         return kv_errorf(err, KV_ERR_NOMEM, "generator: out of memory");
     g->spec = *spec;
+    kv_heap_init(&g->turns, sizeof(turn), turn_less, NULL);
     g->rng = gsl_rng_alloc(gsl_rng_mt19937);
     g->root = gsl_root_fsolver_alloc(gsl_root_fsolver_brent);
     if (g->rng == NULL || g->root == NULL) {
@@ -316,17 +272,18 @@ kv_status kv_gen_create(const kv_workload_spec *spec, uint64_t seed, kv_gen **ou
         return kv_errorf(err, KV_ERR_NOMEM, "generator: out of memory");
     }
     gsl_rng_set(g->rng, (unsigned long)seed);
-    st = kv_len_sampler_create(&spec->prompt, "prompt", &g->prompt, err);
+    st = kv_len_sampler_create(&spec->prompt_tokens, "prompt", &g->prompt, err);
     if (st == KV_OK)
-        st = kv_len_sampler_create(&spec->output, "output", &g->output, err);
+        st = kv_len_sampler_create(&spec->output_tokens, "output", &g->output, err);
     if (st == KV_OK && spec->arrival.kind == KV_ARRIVAL_TRACE)
         st = trace_prepare(g, err);
     if (st != KV_OK) {
         kv_gen_destroy(&g);
         return st;
     }
-    g->paired = spec->prompt.kind == KV_LEN_EMPIRICAL && spec->output.kind == KV_LEN_EMPIRICAL &&
-                strcmp(spec->prompt.file, spec->output.file) == 0 &&
+    g->paired = spec->prompt_tokens.kind == KV_LEN_EMPIRICAL &&
+                spec->output_tokens.kind == KV_LEN_EMPIRICAL &&
+                strcmp(spec->prompt_tokens.file, spec->output_tokens.file) == 0 &&
                 kv_len_sampler_rows(g->prompt) == kv_len_sampler_rows(g->output);
     if (spec->sessions.turns_mean >= 1)
         g->fields |= KV_FIELD_SESSION | KV_FIELD_PREFIX;
@@ -352,7 +309,7 @@ void kv_gen_destroy(kv_gen **gp)
     kv_len_sampler_destroy(&g->prompt);
     kv_len_sampler_destroy(&g->output);
     kv_trace_close(&g->trace);
-    free(g->heap);
+    kv_heap_fini(&g->turns);
     free(g->hashes);
     free(g);
     *gp = NULL;
@@ -381,8 +338,8 @@ kv_status kv_gen_next(kv_gen *g, kv_request *out, kv_err *err)
     turn base = {.t_s = g->next_base_t, .seq = g->next_base_seq};
     bool sessions = s->sessions.turns_mean >= 1;
     turn cur;
-    if (sessions && g->heap_len > 0 && turn_before(&g->heap[0], &base)) {
-        cur = heap_pop(g);
+    if (sessions && g->turns.len > 0 && turn_before(kv_heap_top(&g->turns), &base)) {
+        kv_heap_pop(&g->turns, &cur);
     } else {
         g->next_base_ready = false;
         cur = base;
@@ -427,7 +384,7 @@ kv_status kv_gen_next(kv_gen *g, kv_request *out, kv_err *err)
         next.seq = g->seq++;
         next.history = prompt + output;
         next.turns_left--;
-        if (!heap_push(g, next))
+        if (!kv_heap_push(&g->turns, &next))
             return kv_errorf(err, KV_ERR_NOMEM, "generator: out of memory");
     }
     g->emitted++;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "reader.h"
+#include "vec.h"
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -27,7 +28,8 @@ typedef struct column_load {
     const char *path, *column;
     int64_t col; /* index of the column, -1 until the header is read */
     uint32_t field;
-    uint64_t n_lf, cap;
+    uint64_t n_lf;
+    size_t cap;
     bool header_done;
     char why[KV_ERR_MSG_BYTES];
 } column_load;
@@ -43,16 +45,10 @@ static uint32_t clamp(const kv_len_spec *s, double v)
     return (uint32_t)v;
 }
 
-static bool push_value(kv_len_sampler *l, uint64_t *cap, uint32_t v)
+static bool push_value(kv_len_sampler *l, size_t *cap, uint32_t v)
 {
-    if (l->n_values == *cap) {
-        uint64_t c = *cap ? *cap * 2 : 4096;
-        uint32_t *p = realloc(l->values, c * sizeof *p);
-        if (p == NULL)
-            return false;
-        l->values = p;
-        *cap = c;
-    }
+    if (!kv_vec_reserve(&l->values, cap, l->n_values + 1, sizeof *l->values, 4096))
+        return false;
     l->values[l->n_values++] = v;
     return true;
 }
@@ -149,7 +145,7 @@ static kv_status load_trace_column(kv_len_sampler *l, const char *path, const ch
         return KV_EOF;
     kv_request r;
     kv_status st;
-    uint64_t cap = 0;
+    size_t cap = 0;
     while ((st = kv_trace_next(t, &r, err)) == KV_OK)
         if (!push_value(l, &cap, prompt ? r.prompt_tokens : r.output_tokens)) {
             st = kv_errorf(err, KV_ERR_NOMEM, "%s: out of memory", path);

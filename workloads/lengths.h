@@ -7,7 +7,7 @@
  *              (gsl_ran_discrete);
  *   empirical  a value drawn uniformly from a column: prompt_tokens / output_tokens of any trace
  *              kvsim reads, or a named column of any CSV with a header (e.g. ShareGPT's
- *              num_prefill_tokens in ../shared/traces/sharegpt_lengths_llama2.csv).
+ *              num_prefill_tokens in workloads/data/sharegpt_lengths_llama2.csv).
  * Every draw is clamped to [min, max].
  */
 #ifndef KV_LENGTHS_H

@@ -2,11 +2,12 @@
 #include "spec.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "inifile.h"
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -15,11 +16,13 @@ static const char *const len_names[] = {"fixed", "uniform", "lognormal", "zipf",
 
 #define N_OF(x) (sizeof(x) / sizeof((x)[0]))
 
-/* What the INI handler found wrong; ini_parse gives the line. */
+/* The spec being loaded, and where the key handler at hand says what is wrong (the loader's
+ * buffer; kv_inifile_load adds the line). */
 typedef struct load_ctx {
     kv_workload_spec *s;
     bool requests_set, duration_set;
-    char why[KV_ERR_MSG_BYTES];
+    char *why;
+    size_t why_bytes;
 } load_ctx;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -54,8 +57,8 @@ void kv_spec_default(kv_workload_spec *s)
                      .mu = log(128),
                      .sigma = 1.0,
                      .zipf_s = 1.1};
-    s->prompt = l;
-    s->output = l;
+    s->prompt_tokens = l;
+    s->output_tokens = l;
     s->prefix.block_tokens = 16;
     s->sampling.n = 1;
     s->sampling.beam_width = 1;
@@ -64,16 +67,10 @@ void kv_spec_default(kv_workload_spec *s)
 static bool set_double(load_ctx *c, const char *key, const char *v, double lo, double hi,
                        double *out)
 {
-    char *end = NULL;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (*v == '\0' || *end != '\0' || errno != 0 || !isfinite(d) || d < lo || d > hi) {
-        snprintf(c->why, sizeof c->why, "%s: expected a number in [%g, %g], got \"%s\"", key, lo,
-                 hi, v);
-        return false;
-    }
-    *out = d;
-    return true;
+    if (kv_inifile_number(v, lo, hi, out))
+        return true;
+    snprintf(c->why, c->why_bytes, "%s: expected a number in [%g, %g], got \"%s\"", key, lo, hi, v);
+    return false;
 }
 
 static bool set_u64(load_ctx *c, const char *key, const char *v, uint64_t lo, uint64_t hi,
@@ -83,7 +80,7 @@ static bool set_u64(load_ctx *c, const char *key, const char *v, uint64_t lo, ui
     errno = 0;
     unsigned long long u = strtoull(v, &end, 10);
     if (*v == '\0' || *v == '-' || *end != '\0' || errno != 0 || u < lo || u > hi) {
-        snprintf(c->why, sizeof c->why, "%s: expected an integer in %llu..%llu, got \"%s\"", key,
+        snprintf(c->why, c->why_bytes, "%s: expected an integer in %llu..%llu, got \"%s\"", key,
                  (unsigned long long)lo, (unsigned long long)hi, v);
         return false;
     }
@@ -104,7 +101,7 @@ static bool set_u32(load_ctx *c, const char *key, const char *v, uint32_t lo, ui
 static bool set_str(load_ctx *c, const char *key, const char *v, char *out, size_t cap)
 {
     if (strlen(v) >= cap || v[0] == '\0') {
-        snprintf(c->why, sizeof c->why, "%s: expected a non-empty value of < %zu bytes", key, cap);
+        snprintf(c->why, c->why_bytes, "%s: expected a non-empty value of < %zu bytes", key, cap);
         return false;
     }
     memcpy(out, v, strlen(v) + 1);
@@ -120,11 +117,11 @@ static bool set_enum(load_ctx *c, const char *key, const char *v, const char *co
             return true;
         }
     }
-    int len = snprintf(c->why, sizeof c->why, "%s: expected one of", key);
-    for (size_t i = 0; i < n && len > 0 && (size_t)len < sizeof c->why; i++)
-        len += snprintf(c->why + len, sizeof c->why - (size_t)len, "%s %s", i ? "," : "", names[i]);
-    if (len > 0 && (size_t)len < sizeof c->why)
-        snprintf(c->why + len, sizeof c->why - (size_t)len, ", got \"%s\"", v);
+    int len = snprintf(c->why, c->why_bytes, "%s: expected one of", key);
+    for (size_t i = 0; i < n && len > 0 && (size_t)len < c->why_bytes; i++)
+        len += snprintf(c->why + len, c->why_bytes - (size_t)len, "%s %s", i ? "," : "", names[i]);
+    if (len > 0 && (size_t)len < c->why_bytes)
+        snprintf(c->why + len, c->why_bytes - (size_t)len, ", got \"%s\"", v);
     return false;
 }
 
@@ -153,15 +150,18 @@ static bool len_key(load_ctx *c, kv_len_spec *l, const char *k, const char *v)
         return set_str(c, k, v, l->file, sizeof l->file);
     if (strcmp(k, "column") == 0)
         return set_str(c, k, v, l->column, sizeof l->column);
-    snprintf(c->why, sizeof c->why,
+    snprintf(c->why, c->why_bytes,
              "unknown key '%s' (dist, value, min, max, mu, sigma, zipf_s, file, column)", k);
     return false;
 }
 
-static int on_key(void *user, const char *section, const char *k, const char *v)
+static bool on_key(void *ctx, const char *section, const char *k, const char *v, char *why,
+                   size_t why_bytes)
 {
-    load_ctx *c = user;
+    load_ctx *c = ctx;
     kv_workload_spec *s = c->s;
+    c->why = why;
+    c->why_bytes = why_bytes;
     char key[160];
     snprintf(key, sizeof key, "[%s] %s", section, k);
     int e = 0;
@@ -174,7 +174,7 @@ static int on_key(void *user, const char *section, const char *k, const char *v)
         else if (strcmp(k, "duration_s") == 0)
             ok = c->duration_set = set_double(c, key, v, 0, 1e9, &s->duration_s);
         else
-            snprintf(c->why, sizeof c->why, "%s: unknown key (name, requests, duration_s)", key);
+            snprintf(c->why, c->why_bytes, "%s: unknown key (name, requests, duration_s)", key);
     } else if (strcmp(section, "arrival") == 0) {
         if (strcmp(k, "process") == 0) {
             ok = set_enum(c, key, v, arrival_names, N_OF(arrival_names), &e);
@@ -200,18 +200,18 @@ static int on_key(void *user, const char *section, const char *k, const char *v)
         } else if (strcmp(k, "diurnal_phase_s") == 0) {
             ok = set_double(c, key, v, -1e9, 1e9, &s->arrival.diurnal_phase_s);
         } else {
-            snprintf(c->why, sizeof c->why,
+            snprintf(c->why, c->why_bytes,
                      "%s: unknown key (process, rate_per_s, cv, weibull_shape, on_s, off_s, "
                      "burst_factor, trace, diurnal_amplitude, diurnal_period_s, "
                      "diurnal_phase_s)",
                      key);
         }
     } else if (strcmp(section, "prompt") == 0 || strcmp(section, "output") == 0) {
-        ok = len_key(c, section[0] == 'p' ? &s->prompt : &s->output, k, v);
+        ok = len_key(c, section[0] == 'p' ? &s->prompt_tokens : &s->output_tokens, k, v);
         if (!ok) {
-            char why[KV_ERR_MSG_BYTES];
-            memcpy(why, c->why, sizeof why);
-            snprintf(c->why, sizeof c->why, "[%s] %.400s", section, why);
+            char inner[KV_ERR_MSG_BYTES];
+            snprintf(inner, sizeof inner, "%s", c->why);
+            snprintf(c->why, c->why_bytes, "[%s] %.400s", section, inner);
         }
     } else if (strcmp(section, "prefix") == 0) {
         if (strcmp(k, "groups") == 0)
@@ -221,47 +221,39 @@ static int on_key(void *user, const char *section, const char *k, const char *v)
         else if (strcmp(k, "block_tokens") == 0)
             ok = set_u32(c, key, v, 1, 1u << 16, &s->prefix.block_tokens);
         else
-            snprintf(c->why, sizeof c->why, "%s: unknown key (groups, tokens, block_tokens)", key);
+            snprintf(c->why, c->why_bytes, "%s: unknown key (groups, tokens, block_tokens)", key);
     } else if (strcmp(section, "sessions") == 0) {
         if (strcmp(k, "turns_mean") == 0)
             ok = set_double(c, key, v, 0, 1e4, &s->sessions.turns_mean);
         else if (strcmp(k, "think_s") == 0)
             ok = set_double(c, key, v, 0, 1e7, &s->sessions.think_s);
         else
-            snprintf(c->why, sizeof c->why, "%s: unknown key (turns_mean, think_s)", key);
+            snprintf(c->why, c->why_bytes, "%s: unknown key (turns_mean, think_s)", key);
     } else if (strcmp(section, "sampling") == 0) {
         if (strcmp(k, "n") == 0)
             ok = set_u32(c, key, v, 1, 1024, &s->sampling.n);
         else if (strcmp(k, "beam_width") == 0)
             ok = set_u32(c, key, v, 1, 1024, &s->sampling.beam_width);
         else
-            snprintf(c->why, sizeof c->why, "%s: unknown key (n, beam_width)", key);
+            snprintf(c->why, c->why_bytes, "%s: unknown key (n, beam_width)", key);
     } else {
-        snprintf(c->why, sizeof c->why,
+        snprintf(c->why, c->why_bytes,
                  "unknown section [%s] (workload, arrival, prompt, output, prefix, sessions, "
                  "sampling)",
                  section);
     }
-    return ok ? 1 : 0;
+    return ok;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 
 kv_status kv_spec_load(const char *path, kv_workload_spec *s, kv_err *err)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return kv_errorf(err, KV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     load_ctx c = {.s = s};
     snprintf(s->path, sizeof s->path, "%s", path);
-    int line = ini_parse_file(f, on_key, &c);
-    fclose(f);
-    if (line != 0) {
-        if (c.why[0] == '\0')
-            snprintf(c.why, sizeof c.why,
-                     "not a valid INI line (expected [section] or key = value)");
-        return kv_errorf(err, KV_ERR_INPUT, "%s:%d: %s", path, line, c.why);
-    }
+    kv_status st = kv_inifile_load(path, on_key, &c, NULL, err);
+    if (st != KV_OK)
+        return st;
     if (c.duration_set && !c.requests_set) /* a duration alone decides when to stop */
         s->requests = 0;
     return kv_spec_validate(s, err);
@@ -299,9 +291,9 @@ kv_status kv_spec_validate(const kv_workload_spec *s, kv_err *err)
                              "on_s = %g keeps the mean rate",
                              s->path, s->arrival.burst_factor, cycle / s->arrival.on_s);
     }
-    kv_status st = validate_len(s, "prompt", &s->prompt, false, err);
+    kv_status st = validate_len(s, "prompt", &s->prompt_tokens, false, err);
     if (st == KV_OK)
-        st = validate_len(s, "output", &s->output, true, err);
+        st = validate_len(s, "output", &s->output_tokens, true, err);
     if (st != KV_OK)
         return st;
     if (s->prefix.groups > 0 && s->prefix.tokens == 0)

@@ -68,7 +68,7 @@ typedef struct kv_workload_spec {
         char trace[KV_SPEC_PATH];
         double diurnal_amplitude, diurnal_period_s, diurnal_phase_s;
     } arrival;
-    kv_len_spec prompt, output;
+    kv_len_spec prompt_tokens, output_tokens; /* [prompt], [output] */
     struct {
         uint32_t groups, tokens, block_tokens;
     } prefix;

@@ -103,8 +103,8 @@ typedef struct kv_alloc_config {
 } kv_alloc_config;
 
 /* Defaults for strategy s: contiguous max/first-fit, 2 MiB per-layer chunks, 16-token blocks with
- * prefix caching, fp8 with no group scales and every token kept; watermark 0.01; 4096 slots;
- * host tier of 4 GiB (vLLM's swap_space); max_seq_tokens 8192. */
+ * prefix caching, fp8 with no group scales and every token kept; watermark 0.01; 1024 slots
+ * (max_seqs); host tier of 4 GiB (vLLM's swap_space); max_seq_tokens 8192. */
 void kv_alloc_config_default(kv_alloc_config *c, kv_strategy s, const kv_shape *shape,
                              uint64_t pool_bytes);
 

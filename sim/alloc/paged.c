@@ -32,6 +32,7 @@
  * position up to which a sequence's blocks exist; LRU = the cached free blocks, oldest first.
  */
 #include "alloc_internal.h"
+#include "hash.h"
 #include "hostmem.h"
 
 #include <stdlib.h>
@@ -77,20 +78,10 @@ static uint32_t n_free(const kv_paged *p)
     return kv_block_pool_n_free(&p->pool);
 }
 
-/* splitmix64's finalizer: a bijection with full avalanche. */
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
-
+/* The prefix hash of a block: its content chained onto its parent's hash (hash.h). */
 static uint64_t chain_hash(uint64_t parent, uint64_t content)
 {
-    return mix64(mix64(parent) ^ content);
+    return kv_hash_combine(parent, content);
 }
 
 /* A free block, referenced once, empty; an evicted cached block says so. Precondition:
