@@ -27,8 +27,8 @@ enum { JUMP_MAX = 4096 }; /* steps one fast-path jump may take */
 
 typedef struct req {
     uint64_t id, seqno;
-    double t_arrival, t_admit, t_first, t_finish;
-    uint32_t prompt, output, n;
+    double t_arrival_s, t_admit_s, t_first_token_s, t_finish_s; /* simulated time */
+    uint32_t prompt_tokens, output_tokens, n_samples;
     uint32_t context, computed, generated;
     uint32_t cached0, preemptions;
     uint64_t swapped_bytes;
@@ -139,7 +139,7 @@ static void running_insert(kv_engine *e, uint32_t r)
         i--;
     }
     e->running[i] = r;
-    e->running_seqs += e->reqs[r].n;
+    e->running_seqs += e->reqs[r].n_samples;
     e->reqs[r].state = R_RUNNING;
 }
 
@@ -151,7 +151,7 @@ static void running_remove(kv_engine *e, uint32_t r)
     KV_ASSERT(i < e->n_running);
     memmove(e->running + i, e->running + i + 1, (e->n_running - i - 1) * sizeof *e->running);
     e->n_running--;
-    e->running_seqs -= e->reqs[r].n;
+    e->running_seqs -= e->reqs[r].n_samples;
 }
 
 static void free_seqs(kv_engine *e, req *q)
@@ -168,21 +168,21 @@ static kv_status emit(kv_engine *e, uint32_t r, kv_req_outcome outcome, const ch
     kv_req_record rec = {.id = q->id,
                          .outcome = outcome,
                          .reject_reason = why,
-                         .t_arrival_s = q->t_arrival,
-                         .t_admit_s = q->admitted_once ? q->t_admit : NAN,
-                         .t_first_token_s = q->generated > 0 ? q->t_first : NAN,
-                         .t_finish_s = outcome == KV_REQ_DONE ? q->t_finish : NAN,
-                         .prompt_tokens = q->prompt,
-                         .output_tokens = q->output,
-                         .n_samples = q->n,
+                         .t_arrival_s = q->t_arrival_s,
+                         .t_admit_s = q->admitted_once ? q->t_admit_s : NAN,
+                         .t_first_token_s = q->generated > 0 ? q->t_first_token_s : NAN,
+                         .t_finish_s = outcome == KV_REQ_DONE ? q->t_finish_s : NAN,
+                         .prompt_tokens = q->prompt_tokens,
+                         .output_tokens = q->output_tokens,
+                         .n_samples = q->n_samples,
                          .cached_tokens = q->cached0,
                          .preemptions = q->preemptions,
                          .swapped_bytes = q->swapped_bytes};
     if (outcome == KV_REQ_DONE) {
         e->st.requests_done++;
-        e->st.output_tokens += (uint64_t)q->output * q->n;
-        if (q->t_finish - e->st.first_arrival_s > e->st.makespan_s)
-            e->st.makespan_s = q->t_finish - e->st.first_arrival_s;
+        e->st.output_tokens += (uint64_t)q->output_tokens * q->n_samples;
+        if (q->t_finish_s - e->st.first_arrival_s > e->st.makespan_s)
+            e->st.makespan_s = q->t_finish_s - e->st.first_arrival_s;
     } else {
         e->st.requests_rejected++;
     }
@@ -265,34 +265,34 @@ static kv_status intake(kv_engine *e, kv_source *src, kv_observer *obs, kv_err *
         uint32_t n = in->n_samples > in->beam_width ? in->n_samples : in->beam_width;
         *q = (req){.id = e->next_id++,
                    .seqno = e->seqno++,
-                   .t_arrival = arrival_s(e, in),
-                   .prompt = in->prompt_tokens,
-                   .output = in->output_tokens ? in->output_tokens : 1,
-                   .n = n ? n : 1,
+                   .t_arrival_s = arrival_s(e, in),
+                   .prompt_tokens = in->prompt_tokens,
+                   .output_tokens = in->output_tokens ? in->output_tokens : 1,
+                   .n_samples = n ? n : 1,
                    .state = R_WAITING};
         if (e->st.requests_in++ == 0)
-            e->st.first_arrival_s = q->t_arrival;
-        q->context = q->prompt;
+            e->st.first_arrival_s = q->t_arrival_s;
+        q->context = q->prompt_tokens;
         const char *why = NULL;
-        if (q->prompt >= e->ec.max_model_len)
+        if (q->prompt_tokens >= e->ec.max_model_len)
             why = "prompt_tokens >= max_model_len";
-        else if (!e->ec.chunked_prefill && q->prompt > e->ec.max_num_batched_tokens)
+        else if (!e->ec.chunked_prefill && q->prompt_tokens > e->ec.max_num_batched_tokens)
             why = "prompt_tokens > max_num_batched_tokens without chunked prefill";
-        else if (q->n > e->ec.max_num_seqs)
+        else if (q->n_samples > e->ec.max_num_seqs)
             why = "more samples than max_num_seqs";
-        if (q->prompt + q->output > e->ec.max_model_len)
-            q->output = e->ec.max_model_len - q->prompt;
+        if (q->prompt_tokens + q->output_tokens > e->ec.max_model_len)
+            q->output_tokens = e->ec.max_model_len - q->prompt_tokens;
         kv_status st;
         if (why) {
             st = emit(e, r, KV_REQ_REJECTED, why, obs, err);
         } else {
-            q->seqs = malloc(q->n * sizeof *q->seqs);
+            q->seqs = malloc(q->n_samples * sizeof *q->seqs);
             q->content = content_ids(e, in, &q->n_content);
             if (q->seqs == NULL)
                 return kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
             st = heap_push(&e->waiting, r) ? KV_OK
                                            : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
-            e->st.prompt_tokens += q->prompt;
+            e->st.prompt_tokens += q->prompt_tokens;
         }
         if (st == KV_OK)
             st = read_next(e, src, err);
@@ -376,7 +376,7 @@ static kv_status preempt(kv_engine *e, uint32_t v, kv_err *err)
     free_seqs(e, q);
     e->st.recomputes++;
     q->state = R_WAITING;
-    q->context = q->prompt + q->generated;
+    q->context = q->prompt_tokens + q->generated;
     q->computed = 0;
     return heap_push(&e->waiting, v) ? KV_OK
                                      : kv_errorf(err, KV_ERR_NOMEM, "engine: out of memory");
@@ -407,8 +407,8 @@ static kv_status grow_decode(kv_engine *e, uint32_t r, kv_err *err)
 static kv_status fork_samples(kv_engine *e, uint32_t r, kv_err *err)
 {
     req *q = &e->reqs[r];
-    uint32_t final = q->prompt + q->output - 1;
-    while (q->n_seqs < q->n) {
+    uint32_t final = q->prompt_tokens + q->output_tokens - 1;
+    while (q->n_seqs < q->n_samples) {
         kv_seq_id child;
         kv_status st = kv_alloc_fork(e->a, q->seqs[0], final, &child);
         if (st == KV_OK) {
@@ -507,7 +507,7 @@ static kv_status schedule_swap_ins(kv_engine *e, uint32_t *budget_tok, kv_err *e
     while (e->swapped.len > 0) {
         uint32_t r = heap_top(&e->swapped);
         req *q = &e->reqs[r];
-        if (e->running_seqs + q->n > e->ec.max_num_seqs || *budget_tok < q->n)
+        if (e->running_seqs + q->n_samples > e->ec.max_num_seqs || *budget_tok < q->n_samples)
             break;
         uint64_t bytes = 0, copies = 0;
         uint32_t k = swap_seqs(e, q, false, &bytes, &copies);
@@ -535,7 +535,7 @@ static kv_status schedule_swap_ins(kv_engine *e, uint32_t *budget_tok, kv_err *e
 
 static kv_admit_req admit_req_of(const kv_engine *e, const req *q)
 {
-    kv_admit_req a = {.prompt_tokens = q->context, .final_tokens = q->prompt + q->output - 1};
+    kv_admit_req a = {.prompt_tokens = q->context, .final_tokens = q->prompt_tokens + q->output_tokens - 1};
     if (q->generated == 0 && q->n_content > 0) {
         a.block_content = q->content;
         a.n_block_content = q->n_content;
@@ -581,7 +581,7 @@ static kv_status schedule_admissions(kv_engine *e, uint32_t *budget_tok, kv_obse
     while (e->waiting.len > 0 && *budget_tok > 0) {
         uint32_t r = heap_top(&e->waiting);
         req *q = &e->reqs[r];
-        if (e->running_seqs + q->n > e->ec.max_num_seqs)
+        if (e->running_seqs + q->n_samples > e->ec.max_num_seqs)
             break;
         bool alone = e->n_running == 0 && e->n_chunks == 0 && e->n_decodes == 0;
         if (!e->ec.chunked_prefill && q->context > *budget_tok && !alone)
@@ -617,7 +617,7 @@ static kv_status schedule_admissions(kv_engine *e, uint32_t *budget_tok, kv_obse
         q->computed = cached < q->context ? cached : q->context - 1;
         if (!q->admitted_once) {
             q->admitted_once = true;
-            q->t_admit = e->now;
+            q->t_admit_s = e->now;
             q->cached0 = q->computed;
             e->st.cached_tokens += q->computed;
         }
@@ -636,7 +636,7 @@ static kv_status schedule_admissions(kv_engine *e, uint32_t *budget_tok, kv_obse
 static kv_status finish(kv_engine *e, uint32_t r, kv_observer *obs, kv_err *err)
 {
     req *q = &e->reqs[r];
-    q->t_finish = e->now;
+    q->t_finish_s = e->now;
     running_remove(e, r);
     free_seqs(e, q);
     return emit(e, r, KV_REQ_DONE, NULL, obs, err);
@@ -695,10 +695,10 @@ static kv_status step(kv_engine *e, kv_observer *obs, kv_err *err)
         if (q->computed < q->context)
             continue;
         if (q->generated++ == 0)
-            q->t_first = e->now;
-        if (q->generated >= q->output)
+            q->t_first_token_s = e->now;
+        if (q->generated >= q->output_tokens)
             st = finish(e, r, obs, err);
-        else if (q->n_seqs < q->n && (st = fork_samples(e, r, err)) == KV_NO_SPACE)
+        else if (q->n_seqs < q->n_samples && (st = fork_samples(e, r, err)) == KV_NO_SPACE)
             st = KV_OK; /* preempted itself: it will prefill again */
     }
     for (uint32_t i = 0; i < e->n_decodes && st == KV_OK; i++) {
@@ -706,7 +706,7 @@ static kv_status step(kv_engine *e, kv_observer *obs, kv_err *err)
         req *q = &e->reqs[r];
         if (q->state != R_RUNNING)
             continue;
-        if (++q->generated >= q->output)
+        if (++q->generated >= q->output_tokens)
             st = finish(e, r, obs, err);
     }
     if (st != KV_OK)
@@ -736,7 +736,7 @@ static bool head_admissible(const kv_engine *e, uint32_t n_decode_seqs)
     uint32_t budget = e->ec.max_num_batched_tokens;
     if (e->ec.chunked_prefill)
         budget -= n_decode_seqs;
-    if (budget == 0 || e->running_seqs + q->n > e->ec.max_num_seqs)
+    if (budget == 0 || e->running_seqs + q->n_samples > e->ec.max_num_seqs)
         return false;
     if (!e->ec.chunked_prefill && q->context > budget)
         return false;
@@ -760,10 +760,10 @@ static kv_status try_jump(kv_engine *e, kv_observer *obs, uint64_t *jumped, kv_e
     uint32_t n_seqs = 0;
     for (uint32_t i = 0; i < e->n_running && k_max > 0; i++) {
         const req *q = &e->reqs[e->running[i]];
-        if (q->computed < q->context || q->generated == 0 || q->n_seqs < q->n)
+        if (q->computed < q->context || q->generated == 0 || q->n_seqs < q->n_samples)
             return KV_OK; /* a prefill, or samples still to fork */
-        if (q->output - q->generated - 1 < k_max)
-            k_max = q->output - q->generated - 1;
+        if (q->output_tokens - q->generated - 1 < k_max)
+            k_max = q->output_tokens - q->generated - 1;
         for (uint32_t s = 0; s < q->n_seqs; s++) {
             kv_growth *gp = &e->growth[n_seqs + s], g;
             KV_ASSERT(kv_alloc_growth(e->a, q->seqs[s], gp) == KV_OK);
