@@ -136,14 +136,32 @@ static double base_rate(const char *trace, uint64_t skip, uint64_t limit)
     return rate;
 }
 
+/* s as the body of a gnuplot single-quoted string (a quote is written twice), into dst. */
+static const char *gp_quoted(const char *s, char *dst, size_t cap)
+{
+    size_t n = 0;
+    for (; *s && n + 3 < cap; s++) {
+        if (*s == '\'')
+            dst[n++] = '\'';
+        dst[n++] = *s;
+    }
+    dst[n] = '\0';
+    return dst;
+}
+
+/* plan.png and plan.svg in out, by gnuplot (no shell: any character in out or title is fine). */
 static int draw(const char *out, const char *title, bool replicas)
 {
     static const char *const terms[] = {"png", "svg"};
+    char dir_q[1100], out_q[1100], title_q[1300];
+    gp_quoted(kv_plot_script_dir(), dir_q, sizeof dir_q);
+    gp_quoted(out, out_q, sizeof out_q);
+    gp_quoted(title, title_q, sizeof title_q);
     for (int t = 0; t < 2; t++) {
-        char vars[2048];
+        char vars[5000];
         snprintf(vars, sizeof vars,
-                 "dir='%s'; term='%s'; out='%s/plan.%s'; title='%s'; DATA='%s/plan.tsv'%s",
-                 kv_plot_script_dir(), terms[t], out, terms[t], title, out,
+                 "dir='%s'; term='%s'; out='%s/plan.%s'; title='%s'; DATA='%s/plan.tsv'%s", dir_q,
+                 terms[t], out_q, terms[t], title_q, out_q,
                  replicas ? "; ylab='fewest replicas meeting the SLOs'; fmt='%.0f'" : "");
         int rc = kv_plot_gnuplot("plan.gp", vars);
         if (rc != KV_EXIT_OK)
@@ -359,8 +377,8 @@ int kv_cli_plan_main(int argc, char **argv)
     FILE *outs[3] = {stdout, NULL, NULL};
     if (out) {
         char path[600];
-        if (mkdir(out, 0777) != 0 && errno != EEXIST) {
-            fprintf(stderr, "kvsim %s: %s: cannot create\n", cmd, out);
+        if (kv_fs_mkdirs(out, &err) != KV_OK) {
+            fprintf(stderr, "kvsim %s: %s\n", cmd, err.msg);
             return KV_EXIT_FAIL;
         }
         snprintf(path, sizeof path, "%s/plan.txt", out);
