@@ -110,6 +110,9 @@ static void test_bad_specs_name_file_line_and_key(void **state)
         {"[sweep]\ncolour = red\n", ":2: unknown key 'colour'"},
         {"[grid]\ntrace = x\n", "unknown section [grid]"},
         {"[sweep]\ntrace = x.csv\n", "needs trace, strategies and rate_scales"},
+        {"[sweep]\nargs = --limit 5 --max-num-seqs lots\n",
+         ":2: args: option --max-num-seqs: expected an integer"},
+        {"[sweep]\ntrace = x.csv\nargs = --colour red\n", ":3: args: unknown option --colour"},
     };
     char path[512];
     snprintf(path, sizeof path, "%s/bad.ini", dir);
