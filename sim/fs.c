@@ -80,9 +80,9 @@ kv_status kv_fs_remove_tree(const char *path, kv_err *err)
 {
     struct stat st;
     if (lstat(path, &st) != 0)
-        return errno == ENOENT ? KV_OK
-                               : kv_errorf(err, KV_ERR_IO, "%s: cannot remove: %s", path,
-                                           strerror(errno));
+        return errno == ENOENT
+                   ? KV_OK
+                   : kv_errorf(err, KV_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
     walk_failure.errnum = 0;
     walk_failure.path[0] = '\0';
     if (nftw(path, remove_entry, WALK_FDS, FTW_DEPTH | FTW_PHYS) != 0 && walk_failure.errnum == 0)

@@ -29,19 +29,46 @@
 
 /* Replay options that take no value; every other option in value_options takes one. */
 static const char *const flag_options[] = {
-    "--no-chunked-prefill", "--skip-bad-rows", "--perfetto", "--no-wall-time",
-    "--check",              "--no-fast-path",  "--no-prefix-cache",
+    "--no-chunked-prefill", "--skip-bad-rows",   "--perfetto", "--no-wall-time", "--check",
+    "--no-fast-path",       "--no-prefix-cache",
 };
 static const char *const value_options[] = {
-    "-o",           "--strategy",    "--model",        "--gpu",
-    "--calib",      "--decision-log", "--tp",          "--gpu-mem-util",
-    "--swap-space-gib", "--max-num-seqs", "--max-num-batched-tokens", "--preempt",
-    "--max-preemptions", "--max-model-len", "--rate-scale", "--replicas",
-    "--router",     "--limit",       "--skip",         "--seed",
-    "--format",     "--slo-ttft",    "--slo-tpot",     "--timeline-interval",
-    "--reserve",    "--fit",         "--chunk-mib",    "--layout",
-    "--block-tokens", "--watermark", "--kv-bits",      "--scale-group",
-    "--scale-bytes", "--token-policy", "--sink",       "--window",
+    "-o",
+    "--strategy",
+    "--model",
+    "--gpu",
+    "--calib",
+    "--decision-log",
+    "--tp",
+    "--gpu-mem-util",
+    "--swap-space-gib",
+    "--max-num-seqs",
+    "--max-num-batched-tokens",
+    "--preempt",
+    "--max-preemptions",
+    "--max-model-len",
+    "--rate-scale",
+    "--replicas",
+    "--router",
+    "--limit",
+    "--skip",
+    "--seed",
+    "--format",
+    "--slo-ttft",
+    "--slo-tpot",
+    "--timeline-interval",
+    "--reserve",
+    "--fit",
+    "--chunk-mib",
+    "--layout",
+    "--block-tokens",
+    "--watermark",
+    "--kv-bits",
+    "--scale-group",
+    "--scale-bytes",
+    "--token-policy",
+    "--sink",
+    "--window",
     "--budget",
 };
 
@@ -53,10 +80,10 @@ static const kv_named_config named[] = {
      KV_RESERVE_MAX, -1, -1, -1, 0, 0, 0},
     {"contiguous-pow2", KV_CONTIGUOUS, KV_NAMED_IN_COMPARE, KV_NAMED_NO_SIZE, KV_RESERVE_POW2, -1,
      -1, -1, 0, 0, 0},
-    {"contiguous-oracle", KV_CONTIGUOUS, KV_NAMED_IN_COMPARE | KV_NAMED_IN_BENCH,
-     KV_NAMED_NO_SIZE, KV_RESERVE_ORACLE, -1, -1, -1, 0, 0, 0},
-    {"chunk-pool", KV_CHUNK_POOL, KV_NAMED_IN_COMPARE | KV_NAMED_IN_BENCH, KV_NAMED_CHUNK_BYTES,
-     -1, -1, -1, -1, 0, 0, 0},
+    {"contiguous-oracle", KV_CONTIGUOUS, KV_NAMED_IN_COMPARE | KV_NAMED_IN_BENCH, KV_NAMED_NO_SIZE,
+     KV_RESERVE_ORACLE, -1, -1, -1, 0, 0, 0},
+    {"chunk-pool", KV_CHUNK_POOL, KV_NAMED_IN_COMPARE | KV_NAMED_IN_BENCH, KV_NAMED_CHUNK_BYTES, -1,
+     -1, -1, -1, 0, 0, 0},
     {"paged", KV_PAGED, KV_NAMED_IN_COMPARE | KV_NAMED_IN_BENCH, KV_NAMED_BLOCK_TOKENS, -1, -1, -1,
      -1, 0, 0, 0},
     {"compressed-fp8", KV_COMPRESSED, KV_NAMED_IN_COMPARE | KV_NAMED_IN_BENCH,
@@ -104,8 +131,9 @@ static kv_status set_u64(const char *opt, const char *s, uint64_t lo, uint64_t h
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (*s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < lo || v > hi)
-        return kv_errorf(err, KV_ERR_INPUT, "option %s: expected an integer in %llu..%llu, got \"%s\"",
-                         opt, (unsigned long long)lo, (unsigned long long)hi, s);
+        return kv_errorf(err, KV_ERR_INPUT,
+                         "option %s: expected an integer in %llu..%llu, got \"%s\"", opt,
+                         (unsigned long long)lo, (unsigned long long)hi, s);
     *out = v;
     return KV_OK;
 }
@@ -227,9 +255,9 @@ static json_t *all_knobs_json(const kv_alloc_config *ac)
         (int)ac->paged.prefix_caching, "compressed", "kv_bits", (int)ac->compressed.elem_bits,
         "scale_group_elems", (int)ac->compressed.scale_group_elems, "scale_bytes",
         (int)ac->compressed.scale_bytes, "token_policy",
-        kv_token_policy_name(ac->compressed.policy), "sink_tokens",
-        (int)ac->compressed.sink_tokens, "window_tokens", (int)ac->compressed.window_tokens,
-        "budget_tokens", (int)ac->compressed.budget_tokens);
+        kv_token_policy_name(ac->compressed.policy), "sink_tokens", (int)ac->compressed.sink_tokens,
+        "window_tokens", (int)ac->compressed.window_tokens, "budget_tokens",
+        (int)ac->compressed.budget_tokens);
 }
 
 /* config.json: the configuration c as resolved for this run (engine ec, allocator ac, model,
@@ -325,13 +353,13 @@ static json_t *config_json(const kv_run_config *c, const char *label, const kv_e
                   c->swap_space_gib, "trace_format", kv_trace_format_name(c->trace_opts.format),
                   "skip_bad_rows", (int)c->trace_opts.skip_bad_rows, "check", (int)c->check,
                   "fast_path", (int)ec->fast_path, "decision_log", str_or_null(c->decision_log),
-                  "routed", (int)c->routed, "router", kv_route_policy_name(c->router),
-                  "replicas", (json_int_t)c->replicas));
+                  "routed", (int)c->routed, "router", kv_route_policy_name(c->router), "replicas",
+                  (json_int_t)c->replicas));
     json_object_set_new(j, "report",
                         json_pack("{s:f, s:f, s:f, s:b, s:b}", "timeline_interval_s",
-                                  c->report.timeline_interval_s, "slo_ttft_s",
-                                  c->report.slo_ttft_s, "slo_tpot_s", c->report.slo_tpot_s,
-                                  "perfetto", (int)c->report.perfetto, "no_wall_time",
+                                  c->report.timeline_interval_s, "slo_ttft_s", c->report.slo_ttft_s,
+                                  "slo_tpot_s", c->report.slo_tpot_s, "perfetto",
+                                  (int)c->report.perfetto, "no_wall_time",
                                   (int)c->report.no_wall_time));
     return j;
 }
@@ -467,8 +495,8 @@ kv_status kv_run_config_set(kv_run_config *c, const char *a, const char *v, kv_e
         if ((st = set_double(a, v, 1.0 / 1024, 1024, &d, err)) == KV_OK)
             ac->chunk.chunk_bytes = (uint64_t)(d * 1048576.0);
     } else if (strcmp(a, "--layout") == 0)
-        st = kv_chunk_layout_parse(v, &ac->chunk.layout) == KV_OK ? KV_OK
-                                                                  : unknown_value(a, v, err);
+        st =
+            kv_chunk_layout_parse(v, &ac->chunk.layout) == KV_OK ? KV_OK : unknown_value(a, v, err);
     else if (strcmp(a, "--block-tokens") == 0)
         st = set_u32(a, v, 1, 65536, &ac->paged.block_tokens, err);
     else if (strcmp(a, "--watermark") == 0)
@@ -498,8 +526,8 @@ kv_status kv_run_config_args(kv_run_config *c, int n, char *const *words, kv_err
     for (int i = 0; i < n; i++) {
         int arity = kv_run_option_arity(words[i]);
         if (arity < 0)
-            return kv_errorf(err, KV_ERR_INPUT, "%s %s", words[i][0] == '-' ? "unknown option"
-                                                                            : "unexpected argument",
+            return kv_errorf(err, KV_ERR_INPUT, "%s %s",
+                             words[i][0] == '-' ? "unknown option" : "unexpected argument",
                              words[i]);
         const char *v = arity == 1 && i + 1 < n ? words[i + 1] : NULL;
         kv_status st = kv_run_config_set(c, words[i], v, err);
@@ -536,7 +564,8 @@ kv_status kv_run(const kv_run_config *c, const kv_run_hooks *hooks, kv_summary *
                          "%s does not fit on %s x %llu at gpu_memory_utilization %.2f: weights "
                          "%.1f GiB + activations %.1f GiB leave no KV memory",
                          m.name, g.name, (unsigned long long)c->tp, c->gpu_mem_util,
-                         (double)b.weight_bytes / (1 << 30), (double)b.activation_bytes / (1 << 30));
+                         (double)b.weight_bytes / (1 << 30),
+                         (double)b.activation_bytes / (1 << 30));
     kv_alloc_config ac = c->alloc;
     if (ac.compressed.policy != KV_TOKENS_ALL) /* dropped tokens break shared prefixes */
         ac.paged.prefix_caching = false;

@@ -52,11 +52,11 @@ typedef struct kv_run_config {
                                  kv_run from the model, GPU and budget */
     kv_report_opts report;    /* dir and replicas are set by kv_run */
     kv_trace_opts trace_opts;
-    bool routed;              /* run `replicas` engines behind a router */
-    uint64_t replicas;        /* 1 unless routed */
+    bool routed;       /* run `replicas` engines behind a router */
+    uint64_t replicas; /* 1 unless routed */
     kv_route_policy router;
-    bool check;               /* the allocator's checker after every step */
-    bool progress;            /* a progress line on stderr (not printed into config.json) */
+    bool check;    /* the allocator's checker after every step */
+    bool progress; /* a progress line on stderr (not printed into config.json) */
 } kv_run_config;
 
 /* kvsim replay's defaults: Llama-3-8B on one H100-80GB at gpu_memory_utilization 0.9, seed 1,
@@ -99,8 +99,7 @@ typedef struct kv_run_hooks {
  * model that leaves no KV memory, bad allocator knobs, a trace that does not parse, a decision
  * log with replicas); KV_ERR_IO for files; KV_ERR_NOMEM. The message in err names the file,
  * line or field. cfg is not modified. */
-kv_status kv_run(const kv_run_config *cfg, const kv_run_hooks *hooks, kv_summary *out,
-                 kv_err *err);
+kv_status kv_run(const kv_run_config *cfg, const kv_run_hooks *hooks, kv_summary *out, kv_err *err);
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -119,14 +118,14 @@ enum { KV_NAMED_IN_COMPARE = 1, KV_NAMED_IN_BENCH = 2 };
 typedef struct kv_named_config {
     const char *name;
     kv_strategy strategy;
-    unsigned in;          /* KV_NAMED_IN_* bits */
+    unsigned in; /* KV_NAMED_IN_* bits */
     kv_named_sizes sizes;
-    int reserve;          /* kv_reserve, or -1 to leave */
-    int fit;              /* kv_fit, or -1 */
-    int layout;           /* kv_chunk_layout, or -1 */
-    int policy;           /* kv_token_policy, or -1; a policy other than all-tokens also turns
-                             prefix caching off */
-    uint32_t elem_bits;   /* compressed: bits per element, or 0 to leave */
+    int reserve;        /* kv_reserve, or -1 to leave */
+    int fit;            /* kv_fit, or -1 */
+    int layout;         /* kv_chunk_layout, or -1 */
+    int policy;         /* kv_token_policy, or -1; a policy other than all-tokens also turns
+                           prefix caching off */
+    uint32_t elem_bits; /* compressed: bits per element, or 0 to leave */
     uint32_t scale_group_elems, scale_bytes; /* compressed: group scales, or 0 to leave both */
 } kv_named_config;
 

@@ -15,8 +15,8 @@
 
 static const char *const TRACE = "traces/data/azure2023_conv.csv";
 
-static char root[256];   /* a plain temporary folder */
-static char odd[512];    /* root/it's a "odd" dir */
+static char root[256]; /* a plain temporary folder */
+static char odd[512];  /* root/it's a "odd" dir */
 static char odd_trace[700];
 
 static int setup(void **state)
@@ -61,9 +61,8 @@ static void same(const char *dir_a, const char *dir_b, const char *file)
 static void test_named_configurations_are_one_table_with_compare_first(void **state)
 {
     (void)state;
-    static const char *const compare[] = {"contiguous-max", "contiguous-pow2",
-                                          "contiguous-oracle", "chunk-pool",
-                                          "paged", "compressed-fp8"};
+    static const char *const compare[] = {"contiguous-max", "contiguous-pow2", "contiguous-oracle",
+                                          "chunk-pool",     "paged",           "compressed-fp8"};
     assert_true(kv_named_config_count() > 6);
     for (size_t i = 0; i < 6; i++) {
         assert_string_equal(kv_named_config_at(i)->name, compare[i]);
@@ -116,9 +115,10 @@ static void test_options_set_fields_and_bad_values_name_the_option(void **state)
     (void)state;
     kv_run_config c;
     kv_run_config_default(&c);
-    char *words[] = {"--max-num-seqs", "1024", "--perfetto",     "--chunk-mib", "0.5",
-                     "--preempt",      "swap", "--replicas",     "3",           "--limit",
-                     "7",              "-o",   "dir with space", "--router",    "least-tokens"};
+    char *words[] = {
+        "--max-num-seqs", "1024",       "--perfetto",  "--chunk-mib", "0.5", "--preempt",
+        "swap",           "--replicas", "3",           "--limit",     "7",   "-o",
+        "dir with space", "--router",   "least-tokens"};
     kv_err e = {{0}};
     assert_int_equal(kv_run_config_args(&c, 15, words, &e), KV_OK);
     assert_int_equal(c.engine.max_num_seqs, 1024);
@@ -194,10 +194,10 @@ static void test_replay_of_a_trace_in_an_odd_folder(void **state)
     char plain[600], odd_out[700];
     snprintf(plain, sizeof plain, "%s/replay-plain", root);
     snprintf(odd_out, sizeof odd_out, "%s/replay \"out\" 'here'", odd);
-    char *a1[] = {"replay", (char *)TRACE, "--strategy", "paged", "--limit", "300",
-                  "--no-wall-time", "-o", plain, NULL};
-    char *a2[] = {"replay", odd_trace, "--strategy", "paged", "--limit", "300",
-                  "--no-wall-time", "-o", odd_out, NULL};
+    char *a1[] = {"replay", (char *)TRACE,    "--strategy", "paged", "--limit",
+                  "300",    "--no-wall-time", "-o",         plain,   NULL};
+    char *a2[] = {"replay", odd_trace,        "--strategy", "paged", "--limit",
+                  "300",    "--no-wall-time", "-o",         odd_out, NULL};
     assert_int_equal(kv_cli_replay_main(9, a1), 0);
     assert_int_equal(kv_cli_replay_main(9, a2), 0);
     same(plain, odd_out, "requests.csv");
@@ -237,10 +237,10 @@ static void test_plan_of_a_trace_in_an_odd_folder(void **state)
     char plain[600], odd_out[700], png[800];
     snprintf(plain, sizeof plain, "%s/plan-plain", root);
     snprintf(odd_out, sizeof odd_out, "%s/plan \"out\"", odd);
-    char *a1[] = {"plan", "rate", (char *)TRACE, "--limit", "200", "--lo", "1", "--hi", "4",
-                  "--tol", "0.5", "-o", plain, NULL};
-    char *a2[] = {"plan", "rate", odd_trace, "--limit", "200", "--lo", "1", "--hi", "4",
-                  "--tol", "0.5", "-o", odd_out, NULL};
+    char *a1[] = {"plan", "rate", (char *)TRACE, "--limit", "200", "--lo", "1",
+                  "--hi", "4",    "--tol",       "0.5",     "-o",  plain,  NULL};
+    char *a2[] = {"plan", "rate", odd_trace, "--limit", "200", "--lo",  "1",
+                  "--hi", "4",    "--tol",   "0.5",     "-o",  odd_out, NULL};
     assert_int_equal(kv_cli_plan_main(13, a1), 0);
     assert_int_equal(kv_cli_plan_main(13, a2), 0);
     same(plain, odd_out, "plan.tsv");
