@@ -9,7 +9,7 @@
 
 /* ------------------------------------------------------------------------------------------ */
 
-enum { MAX_ARGS = 128 };
+enum { MAX_ARGS = 512 }; /* words in args: its 1024 characters hold at most 512 */
 
 #define N_OF(x) (sizeof(x) / sizeof((x)[0]))
 
