@@ -9,32 +9,29 @@
 
 /* ------------------------------------------------------------------------------------------ */
 
-/* compare's labels and the replay arguments they stand for */
-static const struct {
-    const char *label, *args;
-    char sizes; /* 'b' block sizes apply, 'c' chunk sizes apply, 0 none */
-} strategies[] = {
-    {"contiguous-max", "--strategy contiguous --reserve max", 0},
-    {"contiguous-pow2", "--strategy contiguous --reserve pow2", 0},
-    {"contiguous-oracle", "--strategy contiguous --reserve oracle", 0},
-    {"contiguous-grow", "--strategy contiguous --reserve grow", 0},
-    {"chunk-pool", "--strategy chunk-pool", 'c'},
-    {"chunk-pool-fused", "--strategy chunk-pool --layout fused", 'c'},
-    {"paged", "--strategy paged", 'b'},
-    {"compressed-fp8", "--strategy compressed --kv-bits 8", 'b'},
-    {"compressed-int4", "--strategy compressed --kv-bits 4 --scale-group 32 --scale-bytes 2", 'b'},
-};
+enum { MAX_ARGS = 512 }; /* words in args: its 1024 characters hold at most 512 */
 
 #define N_OF(x) (sizeof(x) / sizeof((x)[0]))
 
 /* ------------------------------------------------------------------------------------------ */
 
-static int strategy_index(const char *label)
+/* Split the spec's args into words (spaces and tabs) in buf; returns how many (at most cap). */
+static int words_of(const char *args, char *buf, size_t buf_bytes, char **words, int cap)
 {
-    for (size_t i = 0; i < N_OF(strategies); i++)
-        if (strcmp(label, strategies[i].label) == 0)
-            return (int)i;
-    return -1;
+    snprintf(buf, buf_bytes, "%s", args);
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, " \t", &save); t && n < cap;
+         t = strtok_r(NULL, " \t", &save))
+        words[n++] = t;
+    return n;
+}
+
+/* Apply the spec's args to cfg. */
+static kv_status apply_args(const char *args, kv_run_config *cfg, kv_err *err)
+{
+    char buf[1024], *words[MAX_ARGS];
+    int n = words_of(args, buf, sizeof buf, words, MAX_ARGS);
+    return kv_run_config_args(cfg, n, words, err);
 }
 
 /* Split "a, b, c" into l. */
@@ -90,10 +87,14 @@ static bool on_key(void *ctx, const char *section, const char *key, const char *
     }
     if (strcmp(key, "args") == 0) {
         snprintf(s->args, sizeof s->args, "%s", v);
-        if (strchr(v, '\'') == NULL && strchr(v, '"') == NULL)
-            return true;
-        snprintf(why, why_bytes, "args: no quotes allowed, got \"%s\"", v);
-        return false;
+        kv_run_config scratch;
+        kv_run_config_default(&scratch);
+        kv_err e = {{0}};
+        if (apply_args(s->args, &scratch, &e) != KV_OK) {
+            snprintf(why, why_bytes, "args: %.480s", e.msg);
+            return false;
+        }
+        return true;
     }
     struct {
         const char *key;
@@ -117,12 +118,11 @@ static bool on_key(void *ctx, const char *section, const char *key, const char *
             return numbers(lists[i].l, 1, 1 << 20, why, why_bytes, key);
         if (lists[i].l == &s->strategies) {
             for (int k = 0; k < s->strategies.n; k++) {
-                if (strategy_index(s->strategies.v[k]) < 0) {
-                    snprintf(why, why_bytes,
-                             "strategies: unknown \"%s\" (contiguous-max, contiguous-pow2, "
-                             "contiguous-oracle, contiguous-grow, chunk-pool, chunk-pool-fused, "
-                             "paged, compressed-fp8, compressed-int4)",
-                             s->strategies.v[k]);
+                if (kv_named_config_find(s->strategies.v[k]) == NULL) {
+                    char names[400];
+                    kv_named_config_list(names, sizeof names);
+                    snprintf(why, why_bytes, "strategies: unknown \"%s\" (%s)",
+                             s->strategies.v[k], names);
                     return false;
                 }
             }
@@ -156,20 +156,27 @@ kv_status kv_sweep_load(const char *path, kv_sweep_spec *s, kv_err *err)
     return KV_OK;
 }
 
-/* Sizes that apply to strategy k: the spec's list, or one default entry. */
-static int n_sizes(const kv_sweep_spec *s, int k)
+/* The size list that applies to a named configuration, or NULL. */
+static const kv_sweep_list *sizes_of(const kv_sweep_spec *s, const kv_named_config *nc)
 {
-    char kind = strategies[k].sizes;
-    int n = kind == 'b' ? s->block_tokens.n : kind == 'c' ? s->chunk_kib.n : 0;
-    return n > 0 ? n : 1;
+    return nc->sizes == KV_NAMED_BLOCK_TOKENS  ? &s->block_tokens
+           : nc->sizes == KV_NAMED_CHUNK_BYTES ? &s->chunk_kib
+                                               : NULL;
+}
+
+/* Sizes that apply to a named configuration: the spec's list, or one default entry. */
+static int n_sizes(const kv_sweep_spec *s, const kv_named_config *nc)
+{
+    const kv_sweep_list *l = sizes_of(s, nc);
+    return l && l->n > 0 ? l->n : 1;
 }
 
 uint32_t kv_sweep_n_points(const kv_sweep_spec *s)
 {
     uint32_t per = 0;
     for (int i = 0; i < s->strategies.n; i++)
-        per +=
-            (uint32_t)n_sizes(s, strategy_index(s->strategies.v[i])) * (uint32_t)s->rate_scales.n;
+        per += (uint32_t)n_sizes(s, kv_named_config_find(s->strategies.v[i])) *
+               (uint32_t)s->rate_scales.n;
     return per * (uint32_t)s->models.n * (uint32_t)s->gpus.n;
 }
 
@@ -179,34 +186,35 @@ void kv_sweep_point_at(const kv_sweep_spec *s, uint32_t idx, kv_sweep_point *p)
     for (int m = 0; m < s->models.n; m++)
         for (int g = 0; g < s->gpus.n; g++)
             for (int st = 0; st < s->strategies.n; st++) {
-                int k = strategy_index(s->strategies.v[st]);
-                char kind = strategies[k].sizes;
-                for (int z = 0; z < n_sizes(s, k); z++)
+                const kv_named_config *nc = kv_named_config_find(s->strategies.v[st]);
+                KV_ASSERT(nc != NULL); /* checked by kv_sweep_load */
+                const kv_sweep_list *sz = sizes_of(s, nc);
+                bool has = sz && sz->n > 0, block = nc->sizes == KV_NAMED_BLOCK_TOKENS;
+                for (int z = 0; z < n_sizes(s, nc); z++)
                     for (int r = 0; r < s->rate_scales.n; r++, i++) {
                         if (i != idx)
                             continue;
                         *p = (kv_sweep_point){.index = idx};
-                        const kv_sweep_list *sz = kind == 'b'   ? &s->block_tokens
-                                                  : kind == 'c' ? &s->chunk_kib
-                                                                : NULL;
-                        bool has = sz && sz->n > 0;
-                        snprintf(p->strategy, sizeof p->strategy, "%s", strategies[k].label);
+                        snprintf(p->strategy, sizeof p->strategy, "%s", nc->name);
                         snprintf(p->model, sizeof p->model, "%s", s->models.v[m]);
                         snprintf(p->gpu, sizeof p->gpu, "%s", s->gpus.v[g]);
                         snprintf(p->size, sizeof p->size, "%s", has ? sz->v[z] : "");
                         p->rate_scale = strtod(s->rate_scales.v[r], NULL);
-                        char knob[64] = "";
-                        if (has && kind == 'b')
-                            snprintf(knob, sizeof knob, " --block-tokens %s", sz->v[z]);
+                        snprintf(p->label, sizeof p->label, "%s%s%s", nc->name,
+                                 has ? (block ? "-b" : "-c") : "", has ? sz->v[z] : "");
+                        kv_run_config *c = &p->cfg;
+                        kv_run_config_default(c);
+                        kv_err e = {{0}};
+                        KV_ASSERT(apply_args(s->args, c, &e) == KV_OK); /* checked at load */
+                        c->trace = s->trace;
+                        kv_named_config_apply(nc, &c->alloc);
+                        if (has && block)
+                            c->alloc.paged.block_tokens = (uint32_t)strtoul(sz->v[z], NULL, 10);
                         else if (has)
-                            snprintf(knob, sizeof knob, " --chunk-mib %.9g",
-                                     strtod(sz->v[z], NULL) / 1024);
-                        snprintf(p->label, sizeof p->label, "%s%s%s", strategies[k].label,
-                                 has ? (kind == 'b' ? "-b" : "-c") : "", has ? sz->v[z] : "");
-                        snprintf(p->args, sizeof p->args,
-                                 "%s %s%s --model %s --gpu %s --rate-scale %s %s", s->trace,
-                                 strategies[k].args, knob, s->models.v[m], s->gpus.v[g],
-                                 s->rate_scales.v[r], s->args);
+                            c->alloc.chunk.chunk_bytes = (uint64_t)(strtod(sz->v[z], NULL) * 1024);
+                        c->model = s->models.v[m];
+                        c->gpu = s->gpus.v[g];
+                        c->engine.rate_scale = p->rate_scale;
                         return;
                     }
             }

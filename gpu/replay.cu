@@ -20,8 +20,10 @@
 #include "cuda_check.h"
 #include "gpu_util.h"
 #include "model.h"
+#include "replay.h"
 
 extern "C" {
+#include "cli.h"
 #include "cli_replay.h"
 #include "decisions.h"
 #include "engine.h"
@@ -488,43 +490,111 @@ static int finish(void *ctx, const char *dir)
     return 0;
 }
 
+/* The hooks as kv_run takes them (run.h): attach and finish above print their own message
+ * and return an exit code; the status carries the message on to the caller. */
+static kv_status hook_attach(void *ctx, kv_engine *e, kv_decision_log *log, kv_err *err)
+{
+    int rc = attach(ctx, e, log);
+    return rc == 0 ? KV_OK
+                   : kv_errorf(err, rc == 2 ? KV_ERR_INPUT : KV_ERR_IO, "device set-up failed: %s",
+                               R.err.msg[0] ? R.err.msg : "(see above)");
+}
+
+static kv_status hook_finish(void *ctx, const char *dir, kv_err *err)
+{
+    int rc = finish(ctx, dir);
+    return rc == 0 ? KV_OK
+                   : kv_errorf(err, KV_ERR_IO, "the GPU run failed: %s",
+                               R.err.msg[0] ? R.err.msg : "(see above)");
+}
+
+void kvgpu_replay_opts_default(kvgpu_replay_opts *o)
+{
+    *o = kvgpu_replay_opts{};
+    o->attn_layers = 1;
+    o->q_per_kv = 4;
+}
+
+kv_status kvgpu_replay_run(const kv_run_config *cfg, const kvgpu_replay_opts *o, kv_summary *out,
+                           kv_err *err)
+{
+    if (o->attn_layers == 0)
+        return kv_errorf(err, KV_ERR_INPUT, "--attn-layers must be at least 1");
+    R = gpu_replay(); /* kvgpu validate replays several times in one process */
+    R.attn_layers = o->attn_layers;
+    R.q_per_kv = o->q_per_kv;
+    R.model_exec = o->model_exec;
+    R.swap_batched = o->swap_batched;
+    R.layers = o->layers;
+    R.model_name = cfg->model;
+    R.out_dir = cfg->out_dir;
+    kv_run_hooks h = {nullptr, wrap, hook_attach, hook_finish};
+    return kv_run(cfg, &h, out, err);
+}
+
 int kvgpu_replay_main(int argc, char **argv)
 {
-    R = gpu_replay(); /* kvgpu validate replays several times in one process */
     /* kvgpu's own options; the rest are kvsim replay's */
+    kvgpu_replay_opts o;
+    kvgpu_replay_opts_default(&o);
     std::vector<char *> args;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--attn-layers") == 0 && i + 1 < argc) {
-            R.attn_layers = (uint32_t)atoi(argv[++i]);
+            o.attn_layers = (uint32_t)atoi(argv[++i]);
             continue;
         }
         if (strcmp(argv[i], "--q-per-kv") == 0 && i + 1 < argc) {
-            R.q_per_kv = (uint32_t)atoi(argv[++i]);
+            o.q_per_kv = (uint32_t)atoi(argv[++i]);
             continue;
         }
         if (strcmp(argv[i], "--model-exec") == 0) {
-            R.model_exec = true;
+            o.model_exec = true;
             continue;
         }
         if (strcmp(argv[i], "--swap-batched") == 0) {
-            R.swap_batched = true;
+            o.swap_batched = true;
             continue;
         }
         if (strcmp(argv[i], "--layers") == 0 && i + 1 < argc) {
-            R.layers = (uint32_t)atoi(argv[++i]);
+            o.layers = (uint32_t)atoi(argv[++i]);
             continue;
         }
-        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
-            R.model_name = argv[i + 1];
-        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
-            R.out_dir = argv[i + 1];
         args.push_back(argv[i]);
     }
-    if (R.attn_layers == 0) {
+    if (o.attn_layers == 0) {
         fprintf(stderr, "kvgpu replay: --attn-layers must be at least 1\n");
         return 2;
     }
     args.push_back(nullptr);
-    kv_replay_hooks h = {nullptr, "replay (kvgpu)", wrap, attach, finish};
-    return kv_cli_replay_hooked((int)args.size() - 1, args.data(), &h);
+    const char *cmd = "replay (kvgpu)";
+    kv_run_config cfg;
+    kv_run_config_default(&cfg);
+    cfg.progress = kv_cli_progress();
+    kv_cli_replay_flags flags;
+    int rc = kv_cli_replay_parse(cmd, (int)args.size() - 1, args.data(), &cfg, &flags);
+    if (rc == 1) {
+        kv_cli_replay_usage(stdout);
+        return 0;
+    }
+    if (rc != 0)
+        return 2;
+    if (cfg.trace == NULL || cfg.out_dir == NULL || !flags.strategy_set) {
+        fprintf(stderr, "kvsim %s: TRACE, --strategy and -o DIR are required\n", cmd);
+        kv_cli_replay_usage(stderr);
+        return 2;
+    }
+    kv_summary s;
+    kv_err err = {{0}};
+    kv_status st = kvgpu_replay_run(&cfg, &o, &s, &err);
+    if (st != KV_OK) {
+        fprintf(stderr, "kvsim %s: %s\n", cmd, err.msg[0] ? err.msg : kv_status_str(st));
+        return st == KV_ERR_INPUT ? 2 : 1;
+    }
+    fprintf(stderr,
+            "kvsim %s: %s: %llu done, %llu rejected, %.1f output tokens/s, TTFT p50 %.3f "
+            "s p99 %.3f s, %llu preemptions -> %s\n",
+            cmd, kv_strategy_name(cfg.alloc.strategy), (unsigned long long)s.done,
+            (unsigned long long)s.rejected, s.output_tok_per_s, s.ttft_p50_s, s.ttft_p99_s,
+            (unsigned long long)s.preemptions, cfg.out_dir);
+    return 0;
 }

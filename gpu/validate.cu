@@ -19,14 +19,15 @@
 #include <string>
 #include <vector>
 
+#include "replay.h"
+
 extern "C" {
 #include "cli_plot.h"
-#include "cli_replay.h"
+#include "fs.h"
 #include "report.h"
+#include "run.h"
 #include "validate_report.h"
 }
-
-int kvgpu_replay_main(int argc, char **argv);
 
 struct run_cmp {
     std::string strategy;
@@ -61,8 +62,28 @@ int kvgpu_validate_main(int argc, char **argv)
                         "[--strategies LIST] [replay options]\n");
         return 2;
     }
-    if (system((std::string("mkdir -p '") + out + "'").c_str()) != 0)
+    kv_err err = {{0}};
+    if (kv_fs_mkdirs(out, &err) != KV_OK) {
+        fprintf(stderr, "kvgpu validate: %s\n", err.msg);
+        return 1;
+    }
+    /* the replays' common configuration: the window, the calibration, then the options given */
+    kv_run_config base;
+    kv_run_config_default(&base);
+    base.trace = trace;
+    base.calib = calib;
+    base.report.no_wall_time = true;
+    if (b > a) {
+        base.skip = a;
+        base.limit = b - a;
+    }
+    std::vector<char *> pass_words;
+    for (auto &p : pass)
+        pass_words.push_back((char *)p.c_str());
+    if (kv_run_config_args(&base, (int)pass_words.size(), pass_words.data(), &err) != KV_OK) {
+        fprintf(stderr, "kvgpu validate: %s\n", err.msg);
         return 2;
+    }
     std::string tsv_path = std::string(out) + "/steps.tsv";
     FILE *tsv = fopen(tsv_path.c_str(), "w");
     if (tsv == NULL) {
@@ -90,28 +111,29 @@ int kvgpu_validate_main(int argc, char **argv)
         std::string scmd = args + " -o " + sdir;
         cmds.push_back("kvgpu " + gcmd);
         cmds.push_back("kvsim replay " + scmd);
-        /* the GPU run, in this process */
-        std::vector<std::string> words;
-        for (size_t p = 0; p < gcmd.size();) {
-            size_t sp = gcmd.find(' ', p);
-            if (sp == std::string::npos)
-                sp = gcmd.size();
-            if (sp > p)
-                words.push_back(gcmd.substr(p, sp - p));
-            p = sp + 1;
+        /* the GPU run, in this process, then kvsim's; the commands above are for the report */
+        kv_run_config gc = base, sc = base;
+        if (kv_strategy_parse(s.c_str(), &gc.alloc.strategy) != KV_OK) {
+            fprintf(stderr, "kvgpu validate: --strategies: unknown strategy \"%s\"\n", s.c_str());
+            return 2;
         }
-        std::vector<char *> av;
-        for (auto &w : words)
-            av.push_back((char *)w.c_str());
-        av.push_back(NULL);
+        sc.alloc.strategy = gc.alloc.strategy;
+        gc.out_dir = gdir.c_str();
+        sc.out_dir = sdir.c_str();
+        kvgpu_replay_opts go;
+        kvgpu_replay_opts_default(&go);
+        go.model_exec = true;
         fprintf(stderr, "kvgpu validate: %s on the GPU\n", s.c_str());
-        int rc = kvgpu_replay_main((int)av.size() - 1, av.data());
-        if (rc != 0)
-            return rc;
-        fprintf(stderr, "kvgpu validate: %s in kvsim\n", s.c_str());
         kv_summary sum;
-        if ((rc = kv_cli_replay_line(scmd.c_str(), &sum)) != 0)
-            return rc;
+        kv_status st = kvgpu_replay_run(&gc, &go, &sum, &err);
+        if (st == KV_OK) {
+            fprintf(stderr, "kvgpu validate: %s in kvsim\n", s.c_str());
+            st = kv_run(&sc, NULL, &sum, &err);
+        }
+        if (st != KV_OK) {
+            fprintf(stderr, "kvgpu validate: %s: %s\n", s.c_str(), err.msg);
+            return st == KV_ERR_INPUT ? 2 : 1;
+        }
         kv_err e = {{0}};
         if (kv_vreport_collect(gdir.c_str(), sdir.c_str(), (int)runs.size(), tsv, &c.r, &e) !=
             KV_OK) {

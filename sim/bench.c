@@ -27,35 +27,15 @@
 
 #include "alloc.h"
 #include "cli.h"
-#include "cli_replay.h"
+#include "fs.h"
 #include "report.h"
 #include "reader.h"
+#include "run.h"
 #include "writer.h"
 
 /* ------------------------------------------------------------------------------------------ */
 
 enum { MAX_FORKS = 1024 };
-
-typedef struct bench_case {
-    const char *label;
-    kv_strategy strategy;
-    kv_reserve reserve;
-    kv_fit fit;
-    kv_chunk_layout layout;
-    kv_token_policy policy;
-} bench_case;
-
-static const bench_case cases[] = {
-    {"contiguous max first-fit", KV_CONTIGUOUS, KV_RESERVE_MAX, KV_FIT_FIRST, 0, 0},
-    {"contiguous oracle first-fit", KV_CONTIGUOUS, KV_RESERVE_ORACLE, KV_FIT_FIRST, 0, 0},
-    {"contiguous oracle best-fit", KV_CONTIGUOUS, KV_RESERVE_ORACLE, KV_FIT_BEST, 0, 0},
-    {"contiguous grow buddy", KV_CONTIGUOUS, KV_RESERVE_GROW, KV_FIT_BUDDY, 0, 0},
-    {"chunk-pool per-layer 2MiB", KV_CHUNK_POOL, 0, 0, KV_CHUNK_PER_LAYER, 0},
-    {"chunk-pool fused 2MiB", KV_CHUNK_POOL, 0, 0, KV_CHUNK_FUSED, 0},
-    {"paged 16", KV_PAGED, 0, 0, 0, 0},
-    {"compressed fp8 16", KV_COMPRESSED, 0, 0, 0, KV_TOKENS_ALL},
-    {"compressed fp8 window 16", KV_COMPRESSED, 0, 0, 0, KV_TOKENS_WINDOW},
-};
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -80,23 +60,20 @@ static void usage(FILE *f)
             "  chat workloads of 1 million and N (default 10 million) requests, with peak RSS.\n");
 }
 
-static int run_case(const bench_case *bc, uint32_t live, uint32_t rounds, const uint32_t *prompt,
-                    const uint32_t *final)
+/* One named configuration (run.h) at its defaults otherwise. */
+static int run_case(const kv_named_config *bc, uint32_t live, uint32_t rounds,
+                    const uint32_t *prompt, const uint32_t *final)
 {
     kv_shape shape = kv_shape_dense(32, 8, 128);
     kv_alloc_config c;
     kv_alloc_config_default(&c, bc->strategy, &shape, 54ull << 30);
+    kv_named_config_apply(bc, &c);
     c.max_seqs = live + MAX_FORKS;
-    c.contiguous.reserve = bc->reserve;
-    c.contiguous.fit = bc->fit;
-    c.chunk.layout = bc->layout;
-    c.compressed.policy = bc->policy;
-    c.paged.prefix_caching = bc->policy == KV_TOKENS_ALL;
     c.watermark = 0.25; /* admission stops with a quarter free: room for the append rounds */
     kv_alloc *a = NULL;
     kv_err err = {{0}};
     if (kv_alloc_create(&c, &a, &err) != KV_OK) {
-        fprintf(stderr, "kvsim bench: %s: %s\n", bc->label, err.msg);
+        fprintf(stderr, "kvsim bench: %s: %s\n", bc->name, err.msg);
         return 1;
     }
     kv_seq_id *ids = malloc(sizeof *ids * (live + MAX_FORKS));
@@ -139,7 +116,7 @@ static int run_case(const bench_case *bc, uint32_t live, uint32_t rounds, const 
         kv_alloc_free(a, ids[i]);
     double t_free = now_ns() - t0;
 
-    printf("%-28s %6u %9.1f %5.0f%% %9.1f %5.0f%% %9.1f %8.1f%% %9.2f\n", bc->label, n,
+    printf("%-28s %6u %9.1f %5.0f%% %9.1f %5.0f%% %9.1f %8.1f%% %9.2f\n", bc->name, n,
            n_app ? t_app / (double)n_app : 0.0,
            n_app ? 100.0 * (double)n_app_ok / (double)n_app : 0.0,
            n_fork_try ? t_fork / n_fork_try : 0.0, n_fork_try ? 100.0 * n_fork / n_fork_try : 0.0,
@@ -266,17 +243,18 @@ static long peak_rss_kib(void)
     return ru.ru_maxrss;
 }
 
-/* One replay through the CLI path (trace reading and output files included), timed. */
-static int time_replay(const char *label, const char *args, const char *dir)
+/* One replay through kv_run (trace reading and output files included), timed. */
+static int time_replay(const char *label, const kv_run_config *cfg)
 {
-    char line[1024];
-    snprintf(line, sizeof line, "%s -o %s --no-wall-time", args, dir);
     kv_summary s;
+    kv_err err = {{0}};
     double t0 = now_ns();
-    int rc = kv_cli_replay_line(line, &s);
+    kv_status st = kv_run(cfg, NULL, &s, &err);
     double dt = (now_ns() - t0) / 1e9;
-    if (rc != 0)
-        return rc;
+    if (st != KV_OK) {
+        fprintf(stderr, "kvsim bench: %s: %s\n", label, err.msg);
+        return st == KV_ERR_INPUT ? KV_EXIT_USAGE : KV_EXIT_FAIL;
+    }
     printf("%-44s %10llu %8.2f %11.0f %11.0f %7.1f%% %8ld\n", label,
            (unsigned long long)s.requests_in, dt, (double)s.requests_in / dt, (double)s.steps / dt,
            s.steps ? 100.0 * (double)s.steps_jumped / (double)s.steps : 0, peak_rss_kib() / 1024);
@@ -291,33 +269,43 @@ static int bench_sim(uint64_t big)
     printf("kvsim bench sim: one core, Llama-3-8B on H100-80GB, outputs written to %s\n", dir);
     printf("%-44s %10s %8s %11s %11s %8s %8s\n", "run", "requests", "seconds", "requests/s",
            "steps/s", "jumped", "RSS_MiB");
-    static const char *const strategies[] = {"contiguous", "chunk-pool", "paged", "compressed"};
+    static const kv_strategy strategies[] = {KV_CONTIGUOUS, KV_CHUNK_POOL, KV_PAGED,
+                                             KV_COMPRESSED};
     static const char *const traces[] = {"traces/data/azure2023_conv.csv",
                                          "traces/data/azure2023_code.csv"};
+    kv_run_config base;
+    kv_run_config_default(&base);
+    base.out_dir = dir;
+    base.report.no_wall_time = true;
+    base.progress = kv_cli_progress();
     int rc = 0;
     for (int t = 0; t < 2 && rc == 0; t++) {
         for (int s = 0; s < 4 && rc == 0; s++) {
-            char args[512], label[128];
-            snprintf(args, sizeof args, "%s --strategy %s --rate-scale 3 --max-num-seqs 1024",
-                     traces[t], strategies[s]);
+            kv_run_config c = base;
+            c.trace = traces[t];
+            c.alloc.strategy = strategies[s];
+            c.engine.rate_scale = 3;
+            c.engine.max_num_seqs = 1024;
+            char label[128];
             snprintf(label, sizeof label, "%s x3, %s", traces[t] + strlen("traces/data/"),
-                     strategies[s]);
-            rc = time_replay(label, args, dir);
+                     kv_strategy_name(strategies[s]));
+            rc = time_replay(label, &c);
         }
     }
     const uint64_t sizes[] = {1000000, big};
     for (int i = 0; i < 2 && rc == 0; i++) {
-        char args[512], label[128];
-        snprintf(args, sizeof args, "workloads/chat-sharegpt.ini --strategy paged --limit %llu",
-                 (unsigned long long)sizes[i]);
+        kv_run_config c = base;
+        c.trace = "workloads/chat-sharegpt.ini";
+        c.alloc.strategy = KV_PAGED;
+        c.limit = sizes[i];
+        char label[128];
         snprintf(label, sizeof label, "chat-sharegpt %lluM requests, paged",
                  (unsigned long long)sizes[i] / 1000000);
-        rc = time_replay(label, args, dir);
+        rc = time_replay(label, &c);
     }
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "kvsim bench: could not remove %s\n", dir);
+    kv_err err = {{0}};
+    if (kv_fs_remove_tree(dir, &err) != KV_OK)
+        fprintf(stderr, "kvsim bench: %s\n", err.msg);
     return rc;
 }
 
@@ -382,8 +370,9 @@ int kv_bench_main(int argc, char **argv)
     printf("%-28s %6s %9s %6s %9s %6s %9s %9s %9s\n", "strategy", "live", "append_ns", "ok",
            "fork_ns", "ok", "free_ns", "tokens", "meta_MiB");
     int rc = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0] && rc == 0; i++)
-        rc = run_case(&cases[i], (uint32_t)live, (uint32_t)rounds, prompt, final);
+    for (size_t i = 0; i < kv_named_config_count() && rc == 0; i++)
+        if (kv_named_config_at(i)->in & KV_NAMED_IN_BENCH)
+            rc = run_case(kv_named_config_at(i), (uint32_t)live, (uint32_t)rounds, prompt, final);
     free(prompt);
     free(final);
     return rc;

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -45,4 +46,9 @@ bool kv_cli_double(const char *cmd, const char *opt, const char *s, double lo, d
     }
     *out = v;
     return true;
+}
+
+bool kv_cli_progress(void)
+{
+    return isatty(2) && !getenv("CI");
 }

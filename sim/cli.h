@@ -17,6 +17,9 @@ const char *kv_cli_value(const char *cmd, int argc, char **argv, int *i);
 
 bool kv_cli_u64(const char *cmd, const char *opt, const char *s, uint64_t lo, uint64_t hi,
                 uint64_t *out);
+/* Whether a long run should show progress: stderr is a terminal and $CI is unset. */
+bool kv_cli_progress(void);
+
 bool kv_cli_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
                    double *out);
 

@@ -10,7 +10,9 @@
  * --slo-tpot-p99, goodput share >= --goodput (requests meeting --slo-ttft and --slo-tpot). The
  * load is the trace's own arrival process sped up by a rate scale, searched geometrically
  * (analysis/plan.h) between --lo and --hi to a relative tolerance --tol. Options this command
- * does not know go to every replay (model, GPU, engine knobs).
+ * does not know are replay's (model, GPU, engine knobs): they fill one kv_run_config that every
+ * case starts from; the case then sets its named configuration (run.h), size or router, and
+ * each evaluation its rate scale or replicas, and calls kv_run.
  */
 #include "cli_plan.h"
 
@@ -18,16 +20,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "cli_plot.h"
-#include "cli_replay.h"
+#include "fs.h"
 #include "plan.h"
 #include "reader.h"
 #include "report.h"
+#include "run.h"
 #include "spec.h"
 #include "stats.h"
 
@@ -37,12 +38,12 @@ enum { MAX_PASS = 48, MAX_CASES = 16 };
 
 typedef struct plan_case {
     char label[64];
-    char args[256]; /* strategy and knobs for replay */
+    kv_run_config cfg; /* the replay options, then the case's strategy, knobs and router */
 } plan_case;
 
 typedef struct plan_ctx {
     const char *trace, *tmp;
-    const char *pass[MAX_PASS];
+    char *pass[MAX_PASS];
     int n_pass;
     const plan_case *c;
     double slo_ttft_p99, slo_tpot_p99, goodput;
@@ -78,21 +79,22 @@ static void usage(FILE *f)
 static kv_status feasible(void *ctx_, double x, bool *ok, kv_err *err)
 {
     plan_ctx *p = ctx_;
-    char buf[2048];
     bool replicas = p->rate_scale > 0;
-    int n = snprintf(buf, sizeof buf,
-                     "%s %s --rate-scale %.9g -o %s --no-wall-time "
-                     "--timeline-interval 1000000",
-                     p->trace, p->c->args, replicas ? p->rate_scale : x, p->tmp);
-    if (replicas && n > 0 && (size_t)n < sizeof buf)
-        n += snprintf(buf + n, sizeof buf - (size_t)n, " --replicas %u", (unsigned)x);
-    for (int i = 0; i < p->n_pass && n > 0 && (size_t)n < sizeof buf; i++)
-        n += snprintf(buf + n, sizeof buf - (size_t)n, " %s", p->pass[i]);
+    kv_run_config c = p->c->cfg;
+    c.engine.rate_scale = replicas ? p->rate_scale : x;
+    c.out_dir = p->tmp;
+    c.report.no_wall_time = true;
+    c.report.timeline_interval_s = 1000000;
+    if (replicas) {
+        c.routed = true;
+        c.replicas = (uint64_t)x;
+    }
     kv_summary s;
-    int rc = kv_cli_replay_line(buf, &s);
-    if (rc != 0)
-        return kv_errorf(err, KV_ERR_INPUT, "replay of %s at %s %g failed (exit %d)",
-                         p->c->label, replicas ? "replicas" : "rate scale", x, rc);
+    kv_err e = {{0}};
+    kv_status st = kv_run(&c, NULL, &s, &e);
+    if (st != KV_OK)
+        return kv_errorf(err, st, "replay of %s at %s %g failed: %s", p->c->label,
+                         replicas ? "replicas" : "rate scale", x, e.msg);
     *ok = s.done > 0 && !(s.ttft_p99_s > p->slo_ttft_p99) && !(s.tpot_p99_s > p->slo_tpot_p99) &&
           s.goodput_share >= p->goodput;
     fprintf(stderr, "  %-26s %s%-9.4g p99 TTFT %8.3f s, p99 TPOT %.4f s, goodput %5.1f%%: %s\n",
@@ -102,8 +104,8 @@ static kv_status feasible(void *ctx_, double x, bool *ok, kv_err *err)
 }
 
 /* Requests per second at rate scale 1 of what the replays see: the spec's rate, or the trace's
- * over the window that replay options --skip and --limit (among pass) cut from it. */
-static double base_rate(const char *trace, const char *const *pass, int n_pass)
+ * over the window [skip, skip + limit) (limit 0: to the end). */
+static double base_rate(const char *trace, uint64_t skip, uint64_t limit)
 {
     size_t n = strlen(trace);
     if (n > 4 && strcmp(trace + n - 4, ".ini") == 0) {
@@ -112,20 +114,13 @@ static double base_rate(const char *trace, const char *const *pass, int n_pass)
         kv_err e = {{0}};
         return kv_spec_load(trace, &s, &e) == KV_OK ? s.arrival.rate_per_s : NAN;
     }
-    unsigned long long skip = 0, limit = 0;
-    for (int i = 0; i + 1 < n_pass; i++) {
-        if (strcmp(pass[i], "--skip") == 0)
-            skip = strtoull(pass[i + 1], NULL, 10);
-        else if (strcmp(pass[i], "--limit") == 0)
-            limit = strtoull(pass[i + 1], NULL, 10);
-    }
     kv_trace *t = NULL;
     kv_trace_stats *st = NULL;
     kv_err e = {{0}};
     kv_request r;
     double rate = NAN;
     if (kv_trace_open(trace, NULL, &t, &e) == KV_OK && kv_trace_stats_create(&st) == KV_OK) {
-        for (unsigned long long k = 0; (limit == 0 || k < skip + limit) &&
+        for (uint64_t k = 0; (limit == 0 || k < skip + limit) &&
                                        kv_trace_next(t, &r, &e) == KV_OK;
              k++)
             if (k >= skip && kv_trace_stats_add(st, &r) != KV_OK)
@@ -139,14 +134,32 @@ static double base_rate(const char *trace, const char *const *pass, int n_pass)
     return rate;
 }
 
+/* s as the body of a gnuplot single-quoted string (a quote is written twice), into dst. */
+static const char *gp_quoted(const char *s, char *dst, size_t cap)
+{
+    size_t n = 0;
+    for (; *s && n + 3 < cap; s++) {
+        if (*s == '\'')
+            dst[n++] = '\'';
+        dst[n++] = *s;
+    }
+    dst[n] = '\0';
+    return dst;
+}
+
+/* plan.png and plan.svg in out, by gnuplot (no shell: any character in out or title is fine). */
 static int draw(const char *out, const char *title, bool replicas)
 {
     static const char *const terms[] = {"png", "svg"};
+    char dir_q[1100], out_q[1100], title_q[1300];
+    gp_quoted(kv_plot_script_dir(), dir_q, sizeof dir_q);
+    gp_quoted(out, out_q, sizeof out_q);
+    gp_quoted(title, title_q, sizeof title_q);
     for (int t = 0; t < 2; t++) {
-        char vars[2048];
+        char vars[5000];
         snprintf(vars, sizeof vars,
-                 "dir='%s'; term='%s'; out='%s/plan.%s'; title='%s'; DATA='%s/plan.tsv'%s",
-                 kv_plot_script_dir(), terms[t], out, terms[t], title, out,
+                 "dir='%s'; term='%s'; out='%s/plan.%s'; title='%s'; DATA='%s/plan.tsv'%s", dir_q,
+                 terms[t], out_q, terms[t], title_q, out_q,
                  replicas ? "; ylab='fewest replicas meeting the SLOs'; fmt='%.0f'" : "");
         int rc = kv_plot_gnuplot("plan.gp", vars);
         if (rc != KV_EXIT_OK)
@@ -155,23 +168,21 @@ static int draw(const char *out, const char *title, bool replicas)
     return KV_EXIT_OK;
 }
 
-static const char *const strategy_labels[] = {"contiguous-max", "contiguous-pow2",
-                                              "contiguous-oracle", "chunk-pool",
-                                              "paged", "compressed-fp8"};
-static const char *const strategy_args[] = {
-    "--strategy contiguous --reserve max", "--strategy contiguous --reserve pow2",
-    "--strategy contiguous --reserve oracle", "--strategy chunk-pool", "--strategy paged",
-    "--strategy compressed"};
-
-/* The configurations a question compares; returns how many, or -1 after a message. */
+/* The configurations a question compares, each from base; returns how many, or -1 after a
+ * message. */
 static int make_cases(int q, const char *strategy, const char *sizes, const char *router,
-                      plan_case *cases)
+                      const kv_run_config *base, plan_case *cases)
 {
     int n = 0;
     if (q == 0) {
-        for (int i = 0; i < 6; i++, n++) {
-            snprintf(cases[n].label, sizeof cases[n].label, "%s", strategy_labels[i]);
-            snprintf(cases[n].args, sizeof cases[n].args, "%s", strategy_args[i]);
+        for (size_t i = 0; i < kv_named_config_count() && n < MAX_CASES; i++) {
+            const kv_named_config *nc = kv_named_config_at(i);
+            if (!(nc->in & KV_NAMED_IN_COMPARE))
+                continue;
+            snprintf(cases[n].label, sizeof cases[n].label, "%s", nc->name);
+            cases[n].cfg = *base;
+            kv_named_config_apply(nc, &cases[n].cfg.alloc);
+            n++;
         }
     } else if (q == 1) {
         const char *s = strategy ? strategy : "paged";
@@ -190,34 +201,39 @@ static int make_cases(int q, const char *strategy, const char *sizes, const char
             if (!kv_cli_u64("plan block", "--sizes", t, 1, chunk ? 1u << 20 : 65536, &v))
                 return -1;
             plan_case *c = &cases[n++];
+            c->cfg = *base;
+            KV_ASSERT(kv_strategy_parse(s, &c->cfg.alloc.strategy) == KV_OK);
             if (chunk) {
                 snprintf(c->label, sizeof c->label, "chunk %lluKiB", (unsigned long long)v);
-                snprintf(c->args, sizeof c->args, "--strategy chunk-pool --chunk-mib %.9g",
-                         (double)v / 1024);
+                c->cfg.alloc.chunk.chunk_bytes = v * 1024;
             } else {
                 snprintf(c->label, sizeof c->label, "%s block %llu", s, (unsigned long long)v);
-                snprintf(c->args, sizeof c->args, "--strategy %s --block-tokens %llu", s,
-                         (unsigned long long)v);
+                c->cfg.alloc.paged.block_tokens = (uint32_t)v;
             }
         }
     } else {
-        static const char *const routers[] = {"round-robin", "least-tokens"};
-        if (router && strcmp(router, routers[0]) != 0 && strcmp(router, routers[1]) != 0) {
+        static const kv_route_policy routers[] = {KV_ROUTE_ROUND_ROBIN, KV_ROUTE_LEAST_TOKENS};
+        kv_route_policy only = KV_ROUTE_ROUND_ROBIN;
+        if (router && kv_route_policy_parse(router, &only) != KV_OK) {
             fprintf(stderr, "kvsim plan replicas: --router: round-robin or least-tokens\n");
             return -1;
         }
-        for (int i = 0; i < 6; i++) {
+        for (size_t i = 0; i < kv_named_config_count(); i++) {
+            const kv_named_config *nc = kv_named_config_at(i);
             bool all = strategy == NULL;
-            if (!all && strcmp(strategy, strategy_labels[i]) != 0 &&
-                strcmp(strategy, strategy_args[i] + strlen("--strategy ")) != 0)
+            if (!(nc->in & KV_NAMED_IN_COMPARE) ||
+                (!all && strcmp(strategy, nc->name) != 0 &&
+                 strcmp(strategy, kv_strategy_name(nc->strategy)) != 0))
                 continue;
-            for (int k = 0; k < 2; k++) {
-                if (router && strcmp(router, routers[k]) != 0)
+            for (int k = 0; k < 2 && n < MAX_CASES; k++) {
+                if (router && routers[k] != only)
                     continue;
-                snprintf(cases[n].label, sizeof cases[n].label, "%s %s", strategy_labels[i],
-                         routers[k]);
-                snprintf(cases[n].args, sizeof cases[n].args, "%s --router %s",
-                         strategy_args[i], routers[k]);
+                snprintf(cases[n].label, sizeof cases[n].label, "%s %s", nc->name,
+                         kv_route_policy_name(routers[k]));
+                cases[n].cfg = *base;
+                kv_named_config_apply(nc, &cases[n].cfg.alloc);
+                cases[n].cfg.router = routers[k];
+                cases[n].cfg.routed = true;
                 n++;
             }
             if (!all) /* "contiguous" names the first reservation policy only */
@@ -291,7 +307,7 @@ int kv_cli_plan_main(int argc, char **argv)
             fprintf(stderr, "kvsim %s: %s is what the plan chooses; leave it out\n", cmd, a);
             return KV_EXIT_USAGE;
         } else if (p.n_pass < MAX_PASS) {
-            p.pass[p.n_pass++] = a; /* a replay option (its value follows as the next word) */
+            p.pass[p.n_pass++] = argv[i]; /* a replay option (its value follows as the next word) */
         } else {
             fprintf(stderr, "kvsim %s: too many options\n", cmd);
             return KV_EXIT_USAGE;
@@ -301,8 +317,17 @@ int kv_cli_plan_main(int argc, char **argv)
         fprintf(stderr, "kvsim %s: --hi must exceed --lo\n", cmd);
         return KV_EXIT_USAGE;
     }
-    plan_case cases[MAX_CASES];
-    int n_cases = make_cases(q, strategy, sizes, router, cases);
+    kv_run_config base;
+    kv_run_config_default(&base);
+    base.trace = p.trace;
+    base.progress = kv_cli_progress();
+    kv_err err = {{0}};
+    if (kv_run_config_args(&base, p.n_pass, p.pass, &err) != KV_OK) {
+        fprintf(stderr, "kvsim %s: %s\n", cmd, err.msg);
+        return KV_EXIT_USAGE;
+    }
+    static plan_case cases[MAX_CASES];
+    int n_cases = make_cases(q, strategy, sizes, router, &base, cases);
     if (n_cases < 0)
         return KV_EXIT_USAGE;
 
@@ -311,10 +336,9 @@ int kv_cli_plan_main(int argc, char **argv)
              (int)getpid());
     p.tmp = tmp;
     p.rate_scale = replicas ? rate_scale : 0;
-    double rate1 = base_rate(p.trace, p.pass, p.n_pass);
+    double rate1 = base_rate(p.trace, base.skip, base.limit);
     kv_bisect_result res[MAX_CASES];
     kv_fewest_result few[MAX_CASES];
-    kv_err err = {{0}};
     for (int i = 0; i < n_cases; i++) {
         p.c = &cases[i];
         fprintf(stderr, "kvsim %s: %s\n", cmd, cases[i].label);
@@ -325,10 +349,8 @@ int kv_cli_plan_main(int argc, char **argv)
             return KV_EXIT_USAGE;
         }
     }
-    char rm[400];
-    snprintf(rm, sizeof rm, "rm -rf '%s'", tmp);
-    if (system(rm) != 0)
-        fprintf(stderr, "kvsim %s: could not remove %s\n", cmd, tmp);
+    if (kv_fs_remove_tree(tmp, &err) != KV_OK)
+        fprintf(stderr, "kvsim %s: %s\n", cmd, err.msg);
 
     int best = -1;
     for (int i = 0; i < n_cases; i++) {
@@ -353,8 +375,8 @@ int kv_cli_plan_main(int argc, char **argv)
     FILE *outs[3] = {stdout, NULL, NULL};
     if (out) {
         char path[600];
-        if (mkdir(out, 0777) != 0 && errno != EEXIST) {
-            fprintf(stderr, "kvsim %s: %s: cannot create\n", cmd, out);
+        if (kv_fs_mkdirs(out, &err) != KV_OK) {
+            fprintf(stderr, "kvsim %s: %s\n", cmd, err.msg);
             return KV_EXIT_FAIL;
         }
         snprintf(path, sizeof path, "%s/plan.txt", out);

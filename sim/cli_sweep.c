@@ -21,8 +21,9 @@
 #endif
 
 #include "cli.h"
-#include "cli_replay.h"
+#include "fs.h"
 #include "report.h"
+#include "run.h"
 #include "sweep.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -47,16 +48,25 @@ static void usage(FILE *f)
 /* Run point i; its row (with a trailing newline) goes to row. Returns the exit code. */
 static int run_point(const kv_sweep_spec *s, uint32_t i, const char *tmp, char *row)
 {
-    kv_sweep_point p;
+    static kv_sweep_point p; /* large; one point at a time per process */
     kv_sweep_point_at(s, i, &p);
-    char buf[3072];
-    snprintf(buf, sizeof buf, "%s -o %s/point-%u --no-wall-time --timeline-interval 1000000",
-             p.args, tmp, i);
+    size_t dir_bytes = strlen(tmp) + 32;
+    char *dir = malloc(dir_bytes);
+    if (dir == NULL)
+        return KV_EXIT_FAIL;
+    snprintf(dir, dir_bytes, "%s/point-%u", tmp, i);
+    p.cfg.out_dir = dir;
+    p.cfg.report.no_wall_time = true;
+    p.cfg.report.timeline_interval_s = 1000000;
+    p.cfg.progress = kv_cli_progress();
     kv_summary m;
-    int rc = kv_cli_replay_line(buf, &m);
-    if (rc != 0) {
-        fprintf(stderr, "kvsim sweep: point %u (%s at %gx) failed\n", i, p.label, p.rate_scale);
-        return rc;
+    kv_err err = {{0}};
+    kv_status st = kv_run(&p.cfg, NULL, &m, &err);
+    free(dir);
+    if (st != KV_OK) {
+        fprintf(stderr, "kvsim sweep: point %u (%s at %gx) failed: %s\n", i, p.label,
+                p.rate_scale, err.msg);
+        return st == KV_ERR_INPUT ? KV_EXIT_USAGE : KV_EXIT_FAIL;
     }
     snprintf(row, ROW_BYTES,
              "%u,%s,%s,%s,%s,%s,%.9g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%u,%llu,%llu,%.6f,"
@@ -73,10 +83,9 @@ static int run_point(const kv_sweep_spec *s, uint32_t i, const char *tmp, char *
 
 static void rm_rf(const char *dir)
 {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "kvsim sweep: could not remove %s\n", dir);
+    kv_err err = {{0}};
+    if (kv_fs_remove_tree(dir, &err) != KV_OK)
+        fprintf(stderr, "kvsim sweep: %s\n", err.msg);
 }
 
 /* Rows of all points, in point order, from the worker part files. */
@@ -246,10 +255,12 @@ int kv_cli_sweep_main(int argc, char **argv)
     char tmp[256];
     snprintf(tmp, sizeof tmp, "%s/kvsim-sweep-%d-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
              (int)getpid(), rank);
-    char mk[300];
-    snprintf(mk, sizeof mk, "mkdir -p '%s'", tmp);
     FILE *out = NULL;
-    int rc = system(mk) == 0 ? KV_EXIT_OK : KV_EXIT_FAIL;
+    int rc = KV_EXIT_OK;
+    if (kv_fs_mkdirs(tmp, &err) != KV_OK) {
+        fprintf(stderr, "kvsim sweep: %s\n", err.msg);
+        rc = KV_EXIT_FAIL;
+    }
     if (rc == KV_EXIT_OK && rank == 0 && (out = fopen(out_path, "w")) == NULL) {
         fprintf(stderr, "kvsim sweep: %s: cannot create: %s\n", out_path, strerror(errno));
         rc = KV_EXIT_FAIL;

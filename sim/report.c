@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "fs.h"
 #include "qhist.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -32,23 +32,6 @@ struct kv_report {
 };
 
 /* ------------------------------------------------------------------------------------------ */
-
-static kv_status mkdirs(const char *dir, kv_err *err)
-{
-    char p[1024];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            return kv_errorf(err, KV_ERR_IO, "%s: cannot create: %s", p, strerror(errno));
-        *s = '/';
-    }
-    if (mkdir(p, 0777) != 0 && errno != EEXIST)
-        return kv_errorf(err, KV_ERR_IO, "%s: cannot create: %s", p, strerror(errno));
-    return KV_OK;
-}
 
 static FILE *open_in(kv_report *r, const char *name, kv_err *err)
 {
@@ -238,7 +221,7 @@ static kv_status on_step(void *ctx, const kv_step_record *s, kv_err *err)
 kv_status kv_report_open(const kv_report_opts *o, kv_report **out, kv_err *err)
 {
     *out = NULL;
-    kv_status st = mkdirs(o->dir, err);
+    kv_status st = kv_fs_mkdirs(o->dir, err);
     if (st != KV_OK)
         return st;
     kv_report *r = calloc(1, sizeof *r);

@@ -3,7 +3,7 @@
  * the fast path switched off so that every append is its own line. */
 #include "test_util.h"
 
-#include "cli_replay.h"
+#include "run.h"
 #include "report.h"
 
 static void count_ops(const char *path, uint64_t counts[6], uint64_t *lines)
@@ -40,19 +40,29 @@ static void test_decision_log_is_complete_and_repeatable(void **state)
     (void)state;
     char dir[512];
     assert_int_equal(t_mkdtemp(dir, sizeof dir, "decisions"), 0);
-    static const char *const strategies[] = {"contiguous", "chunk-pool", "paged", "compressed"};
+    static const kv_strategy strategies[] = {KV_CONTIGUOUS, KV_CHUNK_POOL, KV_PAGED,
+                                             KV_COMPRESSED};
     for (int k = 0; k < 4; k++) {
-        char args[2400], a[700], b[700];
+        char out[700], a[700], b[700];
         kv_summary s;
-        snprintf(a, sizeof a, "%s/%s-1.log", dir, strategies[k]);
-        snprintf(b, sizeof b, "%s/%s-2.log", dir, strategies[k]);
+        snprintf(out, sizeof out, "%s/out", dir);
+        snprintf(a, sizeof a, "%s/%s-1.log", dir, kv_strategy_name(strategies[k]));
+        snprintf(b, sizeof b, "%s/%s-2.log", dir, kv_strategy_name(strategies[k]));
         for (int run = 0; run < 2; run++) {
-            snprintf(args, sizeof args,
-                     "traces/data/azure2023_conv.csv --strategy %s --limit 300 --rate-scale 8 "
-                     "--gpu-mem-util 0.25 --preempt swap --no-wall-time -o %s/out "
-                     "--decision-log %s",
-                     strategies[k], dir, run ? b : a);
-            assert_int_equal(kv_cli_replay_line(args, &s), 0);
+            kv_run_config c;
+            kv_run_config_default(&c);
+            c.trace = "traces/data/azure2023_conv.csv";
+            c.out_dir = out;
+            c.alloc.strategy = strategies[k];
+            c.limit = 300;
+            c.engine.rate_scale = 8;
+            c.gpu_mem_util = 0.25;
+            c.engine.preempt = KV_PREEMPT_SWAP;
+            c.report.no_wall_time = true;
+            c.decision_log = run ? b : a;
+            kv_err e = {{0}};
+            if (kv_run(&c, NULL, &s, &e) != KV_OK)
+                fail_msg("kv_run: %s", e.msg);
         }
         assert_true(t_same_file(a, b));
         uint64_t c[6], lines;

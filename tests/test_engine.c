@@ -6,7 +6,7 @@
 
 #include <unistd.h>
 
-#include "cli_replay.h"
+#include "run.h"
 #include "engine.h"
 #include "report.h"
 
@@ -157,17 +157,44 @@ static void test_parallel_samples_share_the_prompt(void **state)
     assert_true(find(&c, 0)->t_finish_s == 3);
 }
 
-/* Run `kvsim replay` in-process. */
-static int replay(const char *trace, const char *strategy, const char *dir, const char *extra)
+/* A replay of trace under strategy s into dir, as the CLI tests run it: 4x the trace's rate,
+ * 512 sequences, no wall time, a timeline row per step. */
+static kv_run_config replay_config(const char *trace, kv_strategy s, const char *dir)
 {
-    char line[1024];
-    snprintf(line, sizeof line,
-             "%s --strategy %s -o %s --rate-scale 4 --max-num-seqs 512 --no-wall-time "
-             "--timeline-interval 0 %s",
-             trace, strategy, dir, extra);
-    kv_summary s;
-    return kv_cli_replay_line(line, &s);
+    kv_run_config c;
+    kv_run_config_default(&c);
+    c.trace = trace;
+    c.out_dir = dir;
+    c.alloc.strategy = s;
+    c.engine.rate_scale = 4;
+    c.engine.max_num_seqs = 512;
+    c.report.no_wall_time = true;
+    c.report.timeline_interval_s = 0;
+    return c;
 }
+
+/* kv_run, failing the test with its message. */
+static void replay(const kv_run_config *c)
+{
+    kv_summary s;
+    kv_err e = {{0}};
+    kv_status st = kv_run(c, NULL, &s, &e);
+    if (st != KV_OK)
+        fail_msg("kv_run %s on %s: %s: %s", kv_strategy_name(c->alloc.strategy), c->trace,
+                 kv_status_str(st), e.msg);
+}
+
+/* A big model on the long-context Mooncake trace. */
+static void big_model(kv_run_config *c)
+{
+    c->model = "Llama-3.1-405B";
+    c->gpu = "H200";
+    c->tp = 8;
+    c->engine.max_model_len = 131072;
+}
+
+static const kv_strategy all_strategies[] = {KV_CONTIGUOUS, KV_CHUNK_POOL, KV_PAGED,
+                                             KV_COMPRESSED};
 
 static void test_two_identical_runs_are_byte_identical(void **state)
 {
@@ -176,14 +203,13 @@ static void test_two_identical_runs_are_byte_identical(void **state)
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     snprintf(d1, sizeof d1, "%s/kvsim-eng-%d-a", tmp, (int)getpid());
     snprintf(d2, sizeof d2, "%s/kvsim-eng-%d-b", tmp, (int)getpid());
-    const char *strategies[] = {"contiguous", "chunk-pool", "paged", "compressed"};
     for (int s = 0; s < 4; s++) {
-        assert_int_equal(
-            replay("traces/data/azure2023_code.csv", strategies[s], d1, "--limit 3000 --perfetto"),
-            0);
-        assert_int_equal(
-            replay("traces/data/azure2023_code.csv", strategies[s], d2, "--limit 3000 --perfetto"),
-            0);
+        kv_run_config c = replay_config("traces/data/azure2023_code.csv", all_strategies[s], d1);
+        c.limit = 3000;
+        c.report.perfetto = true;
+        replay(&c);
+        c.out_dir = d2;
+        replay(&c);
         const char *files[] = {"config.json", "requests.csv", "timeline.csv", "summary.json",
                                "trace.json"};
         for (int f = 0; f < 5; f++) {
@@ -191,7 +217,8 @@ static void test_two_identical_runs_are_byte_identical(void **state)
             snprintf(a, sizeof a, "%s/%s", d1, files[f]);
             snprintf(b, sizeof b, "%s/%s", d2, files[f]);
             if (!t_same_file(a, b))
-                fail_msg("%s: %s differs between two identical runs", strategies[s], files[f]);
+                fail_msg("%s: %s differs between two identical runs",
+                         kv_strategy_name(all_strategies[s]), files[f]);
         }
     }
     assert_int_equal(t_rm_rf(d1), 0);
@@ -204,19 +231,34 @@ static void test_checker_holds_at_every_step_on_real_traces(void **state)
     char d[256];
     snprintf(d, sizeof d, "%s/kvsim-eng-%d-c", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
              (int)getpid());
-    const char *strategies[] = {"contiguous", "chunk-pool", "paged", "compressed"};
-    const char *extra[] = {"--reserve grow --fit best-fit --preempt swap --watermark 0",
-                           "--layout fused --preempt swap --watermark 0",
-                           "--watermark 0 --preempt swap",
-                           "--token-policy window --window 512 --watermark 0"};
     for (int s = 0; s < 4; s++) {
-        char x[256];
-        snprintf(x, sizeof x, "--limit 1500 --check %s", extra[s]);
-        assert_int_equal(replay("traces/data/azure2023_conv.csv", strategies[s], d, x), 0);
-        assert_int_equal(replay("traces/data/mooncake_synthetic_trace.jsonl", strategies[s], d,
-                                "--limit 300 --check --max-model-len 131072 --model Llama-3.1-405B "
-                                "--gpu H200 --tp 8"),
-                         0);
+        kv_run_config c = replay_config("traces/data/azure2023_conv.csv", all_strategies[s], d);
+        c.limit = 1500;
+        c.check = true;
+        c.alloc.watermark = 0;
+        switch (all_strategies[s]) {
+        case KV_CONTIGUOUS:
+            c.alloc.contiguous.reserve = KV_RESERVE_GROW;
+            c.alloc.contiguous.fit = KV_FIT_BEST;
+            c.engine.preempt = KV_PREEMPT_SWAP;
+            break;
+        case KV_CHUNK_POOL:
+            c.alloc.chunk.layout = KV_CHUNK_FUSED;
+            c.engine.preempt = KV_PREEMPT_SWAP;
+            break;
+        case KV_PAGED: c.engine.preempt = KV_PREEMPT_SWAP; break;
+        case KV_COMPRESSED:
+            c.alloc.compressed.policy = KV_TOKENS_WINDOW;
+            c.alloc.compressed.window_tokens = 512;
+            break;
+        case KV_N_STRATEGIES: break;
+        }
+        replay(&c);
+        c = replay_config("traces/data/mooncake_synthetic_trace.jsonl", all_strategies[s], d);
+        c.limit = 300;
+        c.check = true;
+        big_model(&c);
+        replay(&c);
     }
     assert_int_equal(t_rm_rf(d), 0);
 }
@@ -243,43 +285,31 @@ static void test_fast_path_gives_byte_identical_outputs(void **state)
     char d1[256], d2[256];
     snprintf(d1, sizeof d1, "%s/kvsim-fp-%d-a", tmp, (int)getpid());
     snprintf(d2, sizeof d2, "%s/kvsim-fp-%d-b", tmp, (int)getpid());
-    struct {
-        const char *trace, *extra;
-    } traces[] = {
-        {"traces/data/azure2023_conv.csv", ""},
-        {"traces/data/azure2023_code.csv", ""},
-        {"traces/data/mooncake_synthetic_trace.jsonl",
-         "--model Llama-3.1-405B --gpu H200 --tp 8 --max-model-len 131072"},
-    };
-    const char *strategies[] = {"contiguous --reserve pow2",
-                                "contiguous --reserve grow",
-                                "chunk-pool",
-                                "chunk-pool --layout fused",
-                                "paged",
-                                "compressed"};
+    static const char *const traces[] = {"traces/data/azure2023_conv.csv",
+                                         "traces/data/azure2023_code.csv",
+                                         "traces/data/mooncake_synthetic_trace.jsonl"};
+    static const char *const configs[] = {"contiguous-pow2", "contiguous-grow", "chunk-pool",
+                                          "chunk-pool-fused", "paged", "compressed-fp8"};
     for (size_t t = 0; t < 3; t++) {
-        for (size_t s = 0; s < sizeof strategies / sizeof strategies[0]; s++) {
-            char x[512];
-            snprintf(x, sizeof x, "%s %s", traces[t].extra, strategies[s]);
-            char strat[64];
-            snprintf(strat, sizeof strat, "%s", strategies[s]);
-            char *space = strchr(strat, ' ');
-            const char *knobs = space ? strategies[s] + (space - strat) + 1 : "";
-            if (space)
-                *space = '\0';
-            snprintf(x, sizeof x, "%s %s", traces[t].extra, knobs);
-            assert_int_equal(replay(traces[t].trace, strat, d1, x), 0);
-            char y[600];
-            snprintf(y, sizeof y, "%s --no-fast-path", x);
-            assert_int_equal(replay(traces[t].trace, strat, d2, y), 0);
+        for (size_t s = 0; s < sizeof configs / sizeof configs[0]; s++) {
+            const kv_named_config *nc = kv_named_config_find(configs[s]);
+            assert_non_null(nc);
+            kv_run_config c = replay_config(traces[t], nc->strategy, d1);
+            kv_named_config_apply(nc, &c.alloc);
+            if (t == 2)
+                big_model(&c);
+            replay(&c);
+            c.out_dir = d2;
+            c.engine.fast_path = false;
+            replay(&c);
             const char *files[] = {"requests.csv", "timeline.csv", "summary.json"};
             for (int f = 0; f < 3; f++) {
                 char a[1024], b[1024];
                 snprintf(a, sizeof a, "%s/%s", d1, files[f]);
                 snprintf(b, sizeof b, "%s/%s", d2, files[f]);
                 if (!t_same_file(a, b))
-                    fail_msg("%s, %s: %s differs with the fast path", traces[t].trace,
-                             strategies[s], files[f]);
+                    fail_msg("%s, %s: %s differs with the fast path", traces[t], configs[s],
+                             files[f]);
             }
         }
     }

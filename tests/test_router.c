@@ -5,7 +5,7 @@
 #include "test_source.h"
 
 #include "cli_plan.h"
-#include "cli_replay.h"
+#include "run.h"
 #include "report.h"
 #include "router.h"
 
@@ -121,27 +121,37 @@ static void test_one_replica_equals_a_plain_replay(void **state)
     (void)state;
     char dir[512];
     assert_int_equal(t_mkdtemp(dir, sizeof dir, "router"), 0);
-    static const char *const strategies[] = {"paged", "contiguous", "chunk-pool", "compressed"};
+    static const kv_strategy strategies[] = {KV_PAGED, KV_CONTIGUOUS, KV_CHUNK_POOL,
+                                             KV_COMPRESSED};
     for (int k = 0; k < 4; k++) {
-        char args[1400];
+        char plain[700], routed[700];
         kv_summary a, b;
-        snprintf(args, sizeof args,
-                 "traces/data/azure2023_conv.csv --strategy %s --limit 2500 --rate-scale 4 "
-                 "--no-wall-time --perfetto -o %s/plain",
-                 strategies[k], dir);
-        assert_int_equal(kv_cli_replay_line(args, &a), 0);
-        snprintf(args, sizeof args,
-                 "traces/data/azure2023_conv.csv --strategy %s --limit 2500 --rate-scale 4 "
-                 "--no-wall-time --perfetto -o %s/routed --replicas 1 --router least-tokens",
-                 strategies[k], dir);
-        assert_int_equal(kv_cli_replay_line(args, &b), 0);
+        snprintf(plain, sizeof plain, "%s/plain", dir);
+        snprintf(routed, sizeof routed, "%s/routed", dir);
+        kv_run_config c;
+        kv_run_config_default(&c);
+        c.trace = "traces/data/azure2023_conv.csv";
+        c.alloc.strategy = strategies[k];
+        c.limit = 2500;
+        c.engine.rate_scale = 4;
+        c.report.no_wall_time = true;
+        c.report.perfetto = true;
+        c.out_dir = plain;
+        kv_err e = {{0}};
+        assert_int_equal(kv_run(&c, NULL, &a, &e), KV_OK);
+        c.out_dir = routed;
+        c.routed = true;
+        c.replicas = 1;
+        c.router = KV_ROUTE_LEAST_TOKENS;
+        assert_int_equal(kv_run(&c, NULL, &b, &e), KV_OK);
         static const char *const files[] = {"requests.csv", "timeline.csv", "trace.json"};
         for (int f = 0; f < 3; f++) {
             char p1[700], p2[700];
             snprintf(p1, sizeof p1, "%s/plain/%s", dir, files[f]);
             snprintf(p2, sizeof p2, "%s/routed/%s", dir, files[f]);
             if (!t_same_file(p1, p2))
-                fail_msg("%s: %s differs behind a one-replica router", strategies[k], files[f]);
+                fail_msg("%s: %s differs behind a one-replica router",
+                         kv_strategy_name(strategies[k]), files[f]);
         }
         assert_int_equal(a.done, 2500 - a.rejected);
         assert_int_equal(a.done, b.done);
@@ -175,13 +185,22 @@ static void test_plan_replicas_answer_is_the_fewest(void **state)
     assert_string_equal(label, "paged round-robin");
     assert_true(n >= 2 && n <= 64); /* one replica cannot carry 4x this trace */
     for (int k = 0; k < 2; k++) {
-        char args[1400];
+        char check[700];
         kv_summary s;
-        snprintf(args, sizeof args,
-                 "traces/data/azure2023_code.csv --strategy paged --limit 2000 --rate-scale 4 "
-                 "--no-wall-time -o %s/check --replicas %d --router round-robin",
-                 dir, (int)n - k);
-        assert_int_equal(kv_cli_replay_line(args, &s), 0);
+        snprintf(check, sizeof check, "%s/check", dir);
+        kv_run_config c;
+        kv_run_config_default(&c);
+        c.trace = "traces/data/azure2023_code.csv";
+        c.out_dir = check;
+        c.alloc.strategy = KV_PAGED;
+        c.limit = 2000;
+        c.engine.rate_scale = 4;
+        c.report.no_wall_time = true;
+        c.routed = true;
+        c.replicas = (uint64_t)n - (uint64_t)k;
+        c.router = KV_ROUTE_ROUND_ROBIN;
+        kv_err e = {{0}};
+        assert_int_equal(kv_run(&c, NULL, &s, &e), KV_OK);
         bool meets = s.ttft_p99_s <= 2.0 && s.tpot_p99_s <= 0.2;
         assert_true(meets == (k == 0));
     }

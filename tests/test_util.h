@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "alloc.h"
+#include "fs.h"
 
 /* 2 layers x 1 KV head x 8 dims at 16 bits: 16 bytes per layer tensor, 64 bytes per token,
  * 4 layer tensors. Small numbers keep hand-derived expectations readable. */
@@ -106,20 +107,21 @@ static inline int t_mkdtemp(char *dir, size_t cap, const char *name)
     return mkdtemp(dir) ? 0 : -1;
 }
 
-/* Remove a file tree. 0 or -1. */
+/* Remove a file tree (fs.h: nftw, no shell). 0 or -1. */
 static inline int t_rm_rf(const char *path)
 {
-    char cmd[1100];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    return system(cmd) == 0 ? 0 : -1;
+    kv_err e = {{0}};
+    if (kv_fs_remove_tree(path, &e) != KV_OK) {
+        print_message("%s\n", e.msg);
+        return -1;
+    }
+    return 0;
 }
 
-/* Whether two files hold the same bytes (cmp). */
+/* Whether two files both open and hold the same bytes (fs.h). */
 static inline bool t_same_file(const char *a, const char *b)
 {
-    char cmd[2200];
-    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
-    return system(cmd) == 0;
+    return kv_fs_same_bytes(a, b);
 }
 
 /* Write text to a new file at path (a test's input). */
