@@ -135,13 +135,13 @@ static void test_bad_spec_reports_several_bad_keys_with_their_lines(void **state
     char path[512];
     snprintf(path, sizeof path, "%s/bad2.ini", dir);
     t_write_text(path,
-                 "[sweep]\ntrace = x.csv\nstrategies = pagd\nrate_scales = fast\ncolour = red\n"
-                 "args = --seed '1'\n");
+                 "[sweep]\ntrace = x.csv\nargs = --seed '1'\nrate_scales = fast\ncolour = red\n"
+                 "strategies = pagd\n");
     kv_sweep_spec s;
     kv_err e = {{0}};
     assert_int_equal(kv_sweep_load(path, &s, &e), KV_ERR_INPUT);
-    T_ASSERT_HAS_ALL(e.msg, ":3: strategies: unknown \"pagd\"", ":4: rate_scales: expected numbers",
-                     ":5: unknown key 'colour'", ":6: args: no quotes");
+    T_ASSERT_HAS_ALL(e.msg, ":3: args: ", ":4: rate_scales: expected numbers",
+                     ":5: unknown key 'colour'", ":6: strategies: unknown \"pagd\"");
 }
 
 int main(void)

@@ -29,7 +29,8 @@ typedef enum kv_status {
     KV_AGAIN,     /* expected: a source has nothing yet; more may come (a router's queue) */
 } kv_status;
 
-enum { KV_ERR_MSG_BYTES = 512 };
+/* Room for an INI loader's report of several bad lines, each naming what it accepts. */
+enum { KV_ERR_MSG_BYTES = 2048 };
 
 /* A message buffer the caller owns. kv_errorf fills it; the first error wins (later calls
  * while msg[0] != 0 keep the original, which names the root cause). */
