@@ -2,13 +2,15 @@
  *
  * The engine runs exactly as in `kvsim replay` (same options, same cost-model clock), so its
  * decisions and output files are kvsim's; `--decision-log FILE` writes the same log, line for
- * line. kvgpu listens to every allocator operation and does it on the device:
- *   admit, swap-in   map chunks / upload the block table; swap-in copies the host tier back
- *   append           map the new chunks; a paged copy-on-write copies the shared block; a
- *                    contiguous extent that moved is copied to its new place
- *   fork             a contiguous or chunk-pool child gets a copy of the parent's rows
- *   swap-out         the rows go to pinned host memory (batched: gather + one copy), timed
- *   free, swap-out   chunks unmapped
+ * line. kvgpu listens to every allocator operation and applies its effects (effect.h) on the
+ * device, in their order; it never compares placements to find out what changed:
+ *   map / unmap      a chunk into / out of the sequence slot's virtual range (timed)
+ *   table            a block-table entry, into a host mirror uploaded once per operation
+ *   copy             copy-on-write of a block, an extent that moved, a fork's own rows
+ *   transfer         swap-out / swap-in between device rows and the host blocks or extent the
+ *                    allocator's host tier chose, in pinned memory (per copy, or batched:
+ *                    gather + one copy), one kvg_swap per run of consecutive blocks, timed
+ *   drop             a block the window left (its table entry), an eviction (nothing)
  * and every step writes the KV of every computing token (all layers) and runs attention for
  * every computing token over --attn-layers layers (default 1: a prefill chunk attends to its
  * whole context, which costs as much as all its rows once per layer), with --q-per-kv query
