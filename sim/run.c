@@ -574,12 +574,7 @@ kv_status kv_run(const kv_run_config *c, const kv_run_hooks *hooks, kv_summary *
     ac.host_pool_bytes = (uint64_t)(c->swap_space_gib * (double)(1ull << 30));
     kv_costmodel cm;
     /* the cost model reads KV at the strategy's stored size */
-    kv_shape stored = ac.shape;
-    if (ac.strategy == KV_COMPRESSED) {
-        stored.elem_bits = ac.compressed.elem_bits;
-        stored.scale_group_elems = ac.compressed.scale_group_elems;
-        stored.scale_bytes = ac.compressed.scale_bytes;
-    }
+    kv_shape stored = kv_alloc_config_stored_shape(&ac);
     kv_costmodel_init(&cm, &m, &g, (uint32_t)c->tp, kv_shape_token_bytes(&stored));
     if (c->calib && kv_costmodel_calibrate(&cm, c->calib, err) != KV_OK)
         return KV_ERR_INPUT;
