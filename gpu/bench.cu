@@ -648,6 +648,12 @@ static kv_status bench_model(const char *dir, uint32_t layers, kv_err *err)
             out("model     %-10s %-30s %8.2f ms  PyTorch %7.2f ms  %5.2fx  %s\n", c.name, what,
                 t, R.ref_ms, ratio,
                 !R.target ? "(no target)" : met ? (ratio <= 1 ? "met (faster)" : "met") : "MISSED");
+            if (R.batch == 1) {
+                uint32_t ns = 0, ng = 0;
+                kvg_model_gemv_choices(M, &ns, &ng);
+                out("model     (batch 1: %u of %u GEMM shapes timed faster as kvg_gemv_bf16 than "
+                    "cuBLAS)\n", ng, ns);
+            }
             fprintf(mcsv, "%s,%s,%u,%u,%u,%.4f,%.2f,%.4f,%.2f,%s\n", c.name,
                     R.prefill ? "prefill" : "decode", R.batch, R.context, R.prefill, t, R.ref_ms,
                     ratio, R.tolerance, !R.target ? "" : met ? "yes" : "no");

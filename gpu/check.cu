@@ -2,7 +2,8 @@
  * every strategy and KV format, at lengths that cross block and chunk boundaries: append, the
  * split-K decode attention (float and bf16 outputs, with a padding query of a decode graph),
  * and the fused causal prefill attention (every sequence's last PF_ROWS positions as one chunk,
- * all chunks in one launch, tiles crossing 64-row boundaries); then every sequence swapped out
+ * all chunks in one launch, tiles crossing 128-row boundaries); the small-batch GEMV of the
+ * model executor; then every sequence swapped out
  * and back in (per-copy one way, batched the other) over a pool filled with garbage, and
  * attention run again: it must give the same bits.
  *
@@ -100,7 +101,7 @@ static const test_case CASES[] = {
 
 /* Lengths around block (5, 16, 32) and chunk (1024 fused, 4096 per-layer) boundaries. */
 static const uint32_t LENGTHS[] = {1, 2, 5, 16, 17, 33, 100, 1023, 1025, 2049, 4097};
-enum { N_SEQ = sizeof LENGTHS / sizeof LENGTHS[0], MAX_TOKENS = 4608, PREFILL_Q = 37, PF_ROWS = 70 };
+enum { N_SEQ = sizeof LENGTHS / sizeof LENGTHS[0], MAX_TOKENS = 4608, PREFILL_Q = 37, PF_ROWS = 130 };
 
 typedef struct seq_state {
     kv_seq_id id;
@@ -221,8 +222,9 @@ static kv_status run_attention(const kvg_format *f, uint32_t n_qh, uint32_t laye
     return st;
 }
 
-/* Decode queries once more with bf16 output and one padding query (KVG_NO_SEQ) appended: the
- * bf16 rows must be the float rows rounded, the padding row zeros. */
+/* Decode queries once more with one padding query (KVG_NO_SEQ) appended, with float and with
+ * bf16 output: the bf16 rows must be the float rows rounded, the padding row zeros in both.
+ * (The split count depends on the number of queries, so the float run is repeated here.) */
 static kv_status check_bf16_and_padding(const test_case *c, const kvg_format *f, uint32_t n_qh,
                                         uint32_t layer, const kvg_seqdesc *descs_d,
                                         const queries *Q, kv_err *err)
@@ -235,22 +237,28 @@ static kv_status check_bf16_and_padding(const test_case *c, const kvg_format *f,
     uint32_t nq = (uint32_t)seq.size();
     dev_buf<uint32_t> qs(seq), qp(pos);
     dev_buf<uint16_t> qv(q), out((size_t)nq * n_qh * 128);
+    dev_buf<float> outf(out.n);
     dev_buf<char> work(kvg_attention_work_bytes(f, n_qh, nq, MAX_TOKENS));
     CUDA_TRY(cudaMemset(out.p, 0x7f, out.n * 2)); /* poison */
+    CUDA_TRY(cudaMemset(outf.p, 0x7f, outf.n * 4));
     kv_status st = kvg_attention_on(f, n_qh, layer, descs_d, qs.p, qp.p, nq, MAX_TOKENS, qv.p,
-                                    NULL, out.p, work.p, 0, err);
+                                    outf.p, NULL, work.p, 0, err);
+    if (st == KV_OK)
+        st = kvg_attention_on(f, n_qh, layer, descs_d, qs.p, qp.p, nq, MAX_TOKENS, qv.p, NULL,
+                              out.p, work.p, 0, err);
     if (st == KV_OK)
         st = cuda_sync(err, "attention (bf16 out)");
     std::vector<uint16_t> o;
+    std::vector<float> of;
     if (st == KV_OK)
         st = out.get(&o, err);
+    if (st == KV_OK)
+        st = outf.get(&of, err);
     if (st != KV_OK)
         return st;
     size_t n_real = Q->out.size(), bad = 0;
-    for (size_t k = 0; k < n_real; k++)
-        bad += o[k] != float_to_bf16(Q->out[k]);
-    for (size_t k = n_real; k < o.size(); k++)
-        bad += o[k] != 0;
+    for (size_t k = 0; k < o.size(); k++)
+        bad += o[k] != float_to_bf16(of[k]) || (k >= n_real && of[k] != 0);
     EXPECT(bad == 0, "%s: layer %u: %zu bf16 outputs differ from the rounded float ones or a "
                      "padding query's zeros", c->name, layer, bad);
     return KV_OK;
@@ -534,6 +542,51 @@ static kv_status run_case(const test_case *c, rng *r, kv_err *err)
     return st;
 }
 
+/* kvg_gemv_bf16 (the executor's small-batch linear layer) against a float64 reference, for
+ * 1..KVG_GEMV_MAX_M rows, a row count that is not a multiple of the block's 8 rows, with and
+ * without accumulation into the output; bf16 output, so the bound is 1e-2 (relative L2). */
+static kv_status check_gemv(rng *r, kv_err *err)
+{
+    const uint32_t n = 203, k = 1032;
+    double worst = 0;
+    for (uint32_t m = 1; m <= KVG_GEMV_MAX_M; m++)
+        for (int acc = 0; acc < 2; acc++) {
+            std::vector<uint16_t> x((size_t)m * k), w((size_t)n * k), y0((size_t)m * n);
+            for (auto &v : x)
+                v = float_to_bf16(rng_normal(r));
+            for (auto &v : w)
+                v = float_to_bf16(rng_normal(r) * 0.03f);
+            for (auto &v : y0)
+                v = float_to_bf16(acc ? rng_normal(r) : 1e30f); /* poison when overwritten */
+            dev_buf<uint16_t> xd(x), wd(w), yd(y0);
+            kv_status st = kvg_gemv_bf16(xd.p, wd.p, yd.p, m, n, k, acc != 0, 0, err);
+            if (st == KV_OK)
+                st = cuda_sync(err, "gemv");
+            std::vector<uint16_t> y;
+            if (st == KV_OK)
+                st = yd.get(&y, err);
+            if (st != KV_OK)
+                return st;
+            double num = 0, den = 0;
+            for (uint32_t i = 0; i < m; i++)
+                for (uint32_t j = 0; j < n; j++) {
+                    double ref = acc ? bf16_to_float(y0[(size_t)i * n + j]) : 0;
+                    for (uint32_t t = 0; t < k; t++)
+                        ref += (double)bf16_to_float(x[(size_t)i * k + t]) *
+                               bf16_to_float(w[(size_t)j * k + t]);
+                    double d = bf16_to_float(y[(size_t)i * n + j]) - ref;
+                    num += d * d;
+                    den += ref * ref;
+                }
+            double e = sqrt(num / den);
+            worst = fmax(worst, isnan(e) ? INFINITY : e);
+        }
+    EXPECT(worst < 1e-2, "gemv: error %.3g against the float64 reference", worst);
+    printf("  ok   %-28s rows 1..%d, %u x %u weights, with and without accumulation, error %.1e\n",
+           "gemv (small-batch linear)", KVG_GEMV_MAX_M, n, k, worst);
+    return KV_OK;
+}
+
 int kvgpu_check_main(int argc, char **argv)
 {
     (void)argc;
@@ -554,6 +607,11 @@ int kvgpu_check_main(int argc, char **argv)
             failures++;
             printf("  FAIL %s: %s\n", CASES[i].name, err.msg);
         }
+    }
+    memset(&err, 0, sizeof err);
+    if (check_gemv(&r, &err) != KV_OK) {
+        failures++;
+        printf("  FAIL gemv: %s\n", err.msg);
     }
     printf("kvgpu test: %d failure%s\n", failures, failures == 1 ? "" : "s");
     return failures ? 1 : 0;

@@ -468,8 +468,8 @@ __global__ void combine_kernel(const float *part_m, const float *part_l, const f
 /* ----------------------------------------------------------------- prefill attention --- */
 
 /* Causal attention of prefill chunks over the placement, FlashAttention-2 style. Block (tile of
- * up to 64 query rows of one chunk, query head), 4 warps of 16 query rows each. The block walks
- * the chunk's context in tiles of 64 tokens: K and V rows of its KV head are read through the
+ * up to 128 query rows of one chunk, query head), 4 warps of 32 query rows each. The block walks
+ * the chunk's context in tiles of 32 tokens: K and V rows of its KV head are read through the
  * placement (row_of: extent, block table or virtual range) into shared memory, two stages deep
  * (cp.async for bf16, so the next tile loads while this one is computed; other formats are
  * dequantized to bf16 on the way in); S = Q K^T and O += P V run on the tensor cores
@@ -477,10 +477,10 @@ __global__ void combine_kernel(const float *part_m, const float *part_l, const f
  * registers; P goes from the S accumulators straight into the A operand of P V. Tokens of an
  * evicted block (row 0) and past a query's position are masked. Output: bf16.
  * Replaces gathering the context into a contiguous buffer and batched cuBLAS GEMMs around a
- * materialized fp32 score matrix: on the H200 the 8192-token prefill went 454 -> see
- * results/gpu/h200/README.md. Shared-memory rows are padded by 16 bytes (272-byte rows) so that
+ * materialized fp32 score matrix (454 ms for the 8192-token prefill on the H200 at 217dedd;
+ * 281-297 ms with this kernel, results/gpu/h200/README.md). Shared-memory rows are padded by 16 bytes (272-byte rows) so that
  * the 8 row addresses of an ldmatrix fall in distinct banks. */
-enum { PF_BM = 64, PF_BN = 64, PF_LD = HEAD_DIM + 8, PF_THREADS = 128 };
+enum { PF_MT = 2, PF_BM = 64 * PF_MT, PF_BN = 32, PF_LD = HEAD_DIM + 8, PF_THREADS = 128 };
 static const size_t PF_SMEM = (size_t)(PF_BM + 4 * PF_BN) * PF_LD * 2;
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p)
@@ -523,40 +523,48 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
     return *(uint32_t *)&v;
 }
 
-/* Tile j of the context (tokens j*64..) into stage buffers k, v; valid[t]: the token's row
- * exists (inside the context, not evicted). */
+/* Tile j of the context (tokens j*PF_BN..) into stage buffers k, v; valid[t]: the token's row
+ * exists (inside the context, not evicted). Each thread's rows are looked up first (table
+ * loads in flight together), then its copies are issued. */
 template <int DT>
 __device__ __forceinline__ void pf_load_kv(const fmt_dev &f, const kvg_seqdesc &d, uint32_t layer,
                                            uint32_t kvh, uint32_t j, uint32_t n_ctx,
                                            __nv_bfloat16 *k, __nv_bfloat16 *v, uint8_t *valid,
                                            const void *dummy)
 {
-    for (uint32_t c = threadIdx.x; c < PF_BN * (HEAD_DIM / 8); c += PF_THREADS) {
-        uint32_t r = c / (HEAD_DIM / 8), x = c % (HEAD_DIM / 8), t = j * PF_BN + r;
-        uint64_t rk = t < n_ctx ? row_of(d, t, 2 * layer) : 0;
-        uint32_t e = kvh * HEAD_DIM + x * 8;
+    enum { PER = PF_BN * (HEAD_DIM / 8) / PF_THREADS };
+    const uint32_t x = threadIdx.x % (HEAD_DIM / 8), e = kvh * HEAD_DIM + x * 8;
+    uint64_t rk[PER];
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        uint32_t t = j * PF_BN + threadIdx.x / (HEAD_DIM / 8) + i * (PF_THREADS / (HEAD_DIM / 8));
+        rk[i] = t < n_ctx ? row_of(d, t, 2 * layer) : 0;
+    }
+#pragma unroll
+    for (int i = 0; i < PER; i++) {
+        uint32_t r = threadIdx.x / (HEAD_DIM / 8) + i * (PF_THREADS / (HEAD_DIM / 8));
         if (x == 0)
-            valid[r] = rk != 0;
+            valid[r] = rk[i] != 0;
         if (DT == KVG_BF16) {
-            const void *sk = rk ? (const void *)(rk + e * 2) : dummy;
-            const void *sv = rk ? (const void *)(rk + d.tensor_stride + e * 2) : dummy;
-            cp_async16(k + r * PF_LD + x * 8, sk, rk != 0);
-            cp_async16(v + r * PF_LD + x * 8, sv, rk != 0);
+            const void *sk = rk[i] ? (const void *)(rk[i] + e * 2) : dummy;
+            const void *sv = rk[i] ? (const void *)(rk[i] + d.tensor_stride + e * 2) : dummy;
+            cp_async16(k + r * PF_LD + x * 8, sk, rk[i] != 0);
+            cp_async16(v + r * PF_LD + x * 8, sv, rk[i] != 0);
         } else {
             float a[ELEMS], b[ELEMS];
 #pragma unroll
-            for (int i = 0; i < ELEMS; i++)
-                a[i] = b[i] = 0;
-            if (rk) {
-                load8<DT>(f, (const unsigned char *)rk, e, a);
-                load8<DT>(f, (const unsigned char *)(rk + d.tensor_stride), e, b);
+            for (int u = 0; u < ELEMS; u++)
+                a[u] = b[u] = 0;
+            if (rk[i]) {
+                load8<DT>(f, (const unsigned char *)rk[i], e, a);
+                load8<DT>(f, (const unsigned char *)(rk[i] + d.tensor_stride), e, b);
             }
             uint4 wa, wb;
             uint32_t *pa = (uint32_t *)&wa, *pb = (uint32_t *)&wb;
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                pa[i] = pack_bf16(a[2 * i], a[2 * i + 1]);
-                pb[i] = pack_bf16(b[2 * i], b[2 * i + 1]);
+            for (int u = 0; u < 4; u++) {
+                pa[u] = pack_bf16(a[2 * u], a[2 * u + 1]);
+                pb[u] = pack_bf16(b[2 * u], b[2 * u + 1]);
             }
             *(uint4 *)(k + r * PF_LD + x * 8) = wa;
             *(uint4 *)(v + r * PF_LD + x * 8) = wb;
@@ -565,6 +573,10 @@ __device__ __forceinline__ void pf_load_kv(const fmt_dev &f, const kvg_seqdesc &
     asm volatile("cp.async.commit_group;\n" ::);
 }
 
+/* Each warp owns PF_MT row tiles of 16 (32 query rows), so that every K and V fragment read
+ * from shared memory feeds PF_MT tensor-core products: with one row tile a warp (64-row
+ * blocks, 64-token tiles) the kernel was bound by ldmatrix, 152 TFLOP/s on the 8192-token
+ * prefill (18.7% of the matrix rate). */
 template <int DT>
 __global__ void __launch_bounds__(PF_THREADS)
     prefill_attention_kernel(fmt_dev f, uint32_t layer, const kvg_seqdesc *descs,
@@ -593,14 +605,19 @@ __global__ void __launch_bounds__(PF_THREADS)
     pf_load_kv<DT>(f, d, layer, kvh, 0, n_ctx, sk, sv, valid[0], q);
 
     const float scale = 1.4426950408889634f / sqrtf((float)HEAD_DIM);
-    const uint32_t p0 = tile.pos0 + warp * 16 + g, p1 = p0 + 8; /* this thread's two rows */
-    const uint32_t warp_last = tile.pos0 + warp * 16 + 15;      /* the warp's last position */
-    float o[HEAD_DIM / 8][4];
+    const uint32_t row_w = warp * 16 * PF_MT;              /* the warp's first row */
+    const uint32_t warp_last = tile.pos0 + row_w + 16 * PF_MT - 1; /* its last position */
+    float o[PF_MT][HEAD_DIM / 8][4];
+    float m[PF_MT][2], l[PF_MT][2];
 #pragma unroll
-    for (int i = 0; i < HEAD_DIM / 8; i++)
-        o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0;
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0, l1 = 0;
-    uint32_t qf[HEAD_DIM / 16][4];
+    for (int mt = 0; mt < PF_MT; mt++) {
+#pragma unroll
+        for (int i = 0; i < HEAD_DIM / 8; i++)
+            o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0;
+        m[mt][0] = m[mt][1] = -INFINITY;
+        l[mt][0] = l[mt][1] = 0;
+    }
+    uint32_t qf[PF_MT][HEAD_DIM / 16][4];
 
     for (uint32_t j = 0; j < n_tiles; j++) {
         const uint32_t st = j & 1;
@@ -613,16 +630,20 @@ __global__ void __launch_bounds__(PF_THREADS)
         __syncthreads();
         if (j == 0) {
 #pragma unroll
-            for (int kc = 0; kc < HEAD_DIM / 16; kc++)
-                ldsm_x4(qf[kc], sq + (warp * 16 + (lane & 7) + (mi & 1) * 8) * PF_LD + kc * 16 +
-                                    (mi >> 1) * 8);
+            for (int mt = 0; mt < PF_MT; mt++)
+#pragma unroll
+                for (int kc = 0; kc < HEAD_DIM / 16; kc++)
+                    ldsm_x4(qf[mt][kc], sq + (row_w + mt * 16 + (lane & 7) + (mi & 1) * 8) * PF_LD +
+                                            kc * 16 + (mi >> 1) * 8);
         }
         const __nv_bfloat16 *K = sk + st * PF_BN * PF_LD, *V = sv + st * PF_BN * PF_LD;
         if (j * PF_BN <= warp_last) { /* else every token of the tile is after the warp's rows */
-            float s[PF_BN / 8][4];
+            float s[PF_MT][PF_BN / 8][4];
 #pragma unroll
-            for (int i = 0; i < PF_BN / 8; i++)
-                s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0;
+            for (int mt = 0; mt < PF_MT; mt++)
+#pragma unroll
+                for (int i = 0; i < PF_BN / 8; i++)
+                    s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0;
 #pragma unroll
             for (int kc = 0; kc < HEAD_DIM / 16; kc++)
 #pragma unroll
@@ -630,88 +651,107 @@ __global__ void __launch_bounds__(PF_THREADS)
                     uint32_t b[4];
                     ldsm_x4(b, K + (np * 16 + (lane & 7) + (mi >> 1) * 8) * PF_LD + kc * 16 +
                                    (mi & 1) * 8);
-                    mma_bf16(s[2 * np], qf[kc], b[0], b[1]);
-                    mma_bf16(s[2 * np + 1], qf[kc], b[2], b[3]);
+#pragma unroll
+                    for (int mt = 0; mt < PF_MT; mt++) {
+                        mma_bf16(s[mt][2 * np], qf[mt][kc], b[0], b[1]);
+                        mma_bf16(s[mt][2 * np + 1], qf[mt][kc], b[2], b[3]);
+                    }
                 }
-            /* mask, scale, the rows' running max */
-            float mx0 = m0, mx1 = m1;
+            /* mask, scale, each row's running max, the weights. (Skipping the mask on tiles
+             * wholly below the diagonal, by a vote over the tile's valid flags, made the
+             * 8192-token prefill slower: 177.7 -> 158.5 TFLOP/s, 60 bytes of spills.) */
+            uint32_t a[PF_MT][PF_BN / 16][4];
 #pragma unroll
-            for (int nt = 0; nt < PF_BN / 8; nt++)
+            for (int mt = 0; mt < PF_MT; mt++) {
+                const uint32_t p0 = tile.pos0 + row_w + mt * 16 + g, p1 = p0 + 8;
+                float mx0 = m[mt][0], mx1 = m[mt][1];
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    uint32_t r = nt * 8 + t4 * 2 + (e & 1), t = j * PF_BN + r;
-                    uint32_t p = e < 2 ? p0 : p1;
-                    bool ok = t <= p && valid[st][r];
-                    s[nt][e] = ok ? s[nt][e] * scale : -INFINITY;
-                    if (e < 2)
-                        mx0 = fmaxf(mx0, s[nt][e]);
-                    else
-                        mx1 = fmaxf(mx1, s[nt][e]);
+                for (int nt = 0; nt < PF_BN / 8; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        uint32_t r = nt * 8 + t4 * 2 + (e & 1), t = j * PF_BN + r;
+                        bool ok = t <= (e < 2 ? p0 : p1) && valid[st][r];
+                        s[mt][nt][e] = ok ? s[mt][nt][e] * scale : -INFINITY;
+                        if (e < 2)
+                            mx0 = fmaxf(mx0, s[mt][nt][e]);
+                        else
+                            mx1 = fmaxf(mx1, s[mt][nt][e]);
+                    }
+#pragma unroll
+                for (int off = 1; off < 4; off <<= 1) {
+                    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+                    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
+                }
+                /* a row with nothing seen yet keeps 0 as its reference: no inf - inf */
+                const float r0 = mx0 == -INFINITY ? 0.0f : mx0, r1 = mx1 == -INFINITY ? 0.0f : mx1;
+                const float c0 = exp2f(m[mt][0] - r0), c1 = exp2f(m[mt][1] - r1);
+                m[mt][0] = mx0;
+                m[mt][1] = mx1;
+                l[mt][0] *= c0;
+                l[mt][1] *= c1;
+#pragma unroll
+                for (int i = 0; i < HEAD_DIM / 8; i++) {
+                    o[mt][i][0] *= c0;
+                    o[mt][i][1] *= c0;
+                    o[mt][i][2] *= c1;
+                    o[mt][i][3] *= c1;
                 }
 #pragma unroll
-            for (int off = 1; off < 4; off <<= 1) {
-                mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
-                mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
-            }
-            /* a row with nothing seen yet keeps 0 as its reference: no inf - inf */
-            const float r0 = mx0 == -INFINITY ? 0.0f : mx0, r1 = mx1 == -INFINITY ? 0.0f : mx1;
-            const float c0 = exp2f(m0 - r0), c1 = exp2f(m1 - r1);
-            m0 = mx0;
-            m1 = mx1;
-            l0 *= c0;
-            l1 *= c1;
+                for (int nt = 0; nt < PF_BN / 8; nt++) {
+                    s[mt][nt][0] = exp2f(s[mt][nt][0] - r0);
+                    s[mt][nt][1] = exp2f(s[mt][nt][1] - r0);
+                    s[mt][nt][2] = exp2f(s[mt][nt][2] - r1);
+                    s[mt][nt][3] = exp2f(s[mt][nt][3] - r1);
+                    l[mt][0] += s[mt][nt][0] + s[mt][nt][1];
+                    l[mt][1] += s[mt][nt][2] + s[mt][nt][3];
+                }
+                /* P's accumulators are the A operand, two 8-token tiles per k step */
 #pragma unroll
-            for (int i = 0; i < HEAD_DIM / 8; i++) {
-                o[i][0] *= c0;
-                o[i][1] *= c0;
-                o[i][2] *= c1;
-                o[i][3] *= c1;
+                for (int kc = 0; kc < PF_BN / 16; kc++) {
+                    a[mt][kc][0] = pack_bf16(s[mt][2 * kc][0], s[mt][2 * kc][1]);
+                    a[mt][kc][1] = pack_bf16(s[mt][2 * kc][2], s[mt][2 * kc][3]);
+                    a[mt][kc][2] = pack_bf16(s[mt][2 * kc + 1][0], s[mt][2 * kc + 1][1]);
+                    a[mt][kc][3] = pack_bf16(s[mt][2 * kc + 1][2], s[mt][2 * kc + 1][3]);
+                }
             }
+            /* O += P V */
 #pragma unroll
-            for (int nt = 0; nt < PF_BN / 8; nt++) {
-                s[nt][0] = exp2f(s[nt][0] - r0);
-                s[nt][1] = exp2f(s[nt][1] - r0);
-                s[nt][2] = exp2f(s[nt][2] - r1);
-                s[nt][3] = exp2f(s[nt][3] - r1);
-                l0 += s[nt][0] + s[nt][1];
-                l1 += s[nt][2] + s[nt][3];
-            }
-            /* O += P V: P's accumulators are the A operand, two 8-token tiles per k step */
-#pragma unroll
-            for (int kc = 0; kc < PF_BN / 16; kc++) {
-                uint32_t a[4] = {pack_bf16(s[2 * kc][0], s[2 * kc][1]),
-                                 pack_bf16(s[2 * kc][2], s[2 * kc][3]),
-                                 pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]),
-                                 pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+            for (int kc = 0; kc < PF_BN / 16; kc++)
 #pragma unroll
                 for (int dp = 0; dp < HEAD_DIM / 16; dp++) {
                     uint32_t b[4];
                     ldsm_x4_t(b, V + (kc * 16 + (lane & 7) + (mi & 1) * 8) * PF_LD + dp * 16 +
                                      (mi >> 1) * 8);
-                    mma_bf16(o[2 * dp], a, b[0], b[1]);
-                    mma_bf16(o[2 * dp + 1], a, b[2], b[3]);
+#pragma unroll
+                    for (int mt = 0; mt < PF_MT; mt++) {
+                        mma_bf16(o[mt][2 * dp], a[mt][kc], b[0], b[1]);
+                        mma_bf16(o[mt][2 * dp + 1], a[mt][kc], b[2], b[3]);
+                    }
                 }
-            }
         }
         __syncthreads(); /* the stage is overwritten by the load after next */
     }
     asm volatile("cp.async.wait_group 0;\n" ::);
 #pragma unroll
-    for (int off = 1; off < 4; off <<= 1) {
-        l0 += __shfl_xor_sync(0xffffffffu, l0, off);
-        l1 += __shfl_xor_sync(0xffffffffu, l1, off);
-    }
-    const float i0 = l0 > 0 ? 1.0f / l0 : 0.0f, i1 = l1 > 0 ? 1.0f / l1 : 0.0f;
-    const uint32_t ra = warp * 16 + g, rb = ra + 8;
+    for (int mt = 0; mt < PF_MT; mt++) {
+        float l0 = l[mt][0], l1 = l[mt][1];
 #pragma unroll
-    for (int i = 0; i < HEAD_DIM / 8; i++) {
-        uint32_t col = qh * HEAD_DIM + i * 8 + t4 * 2;
-        if (ra < tile.n_rows)
-            *(uint32_t *)(out + (uint64_t)(tile.row0 + ra) * out_stride + col) =
-                pack_bf16(o[i][0] * i0, o[i][1] * i0);
-        if (rb < tile.n_rows)
-            *(uint32_t *)(out + (uint64_t)(tile.row0 + rb) * out_stride + col) =
-                pack_bf16(o[i][2] * i1, o[i][3] * i1);
+        for (int off = 1; off < 4; off <<= 1) {
+            l0 += __shfl_xor_sync(0xffffffffu, l0, off);
+            l1 += __shfl_xor_sync(0xffffffffu, l1, off);
+        }
+        const float i0 = l0 > 0 ? 1.0f / l0 : 0.0f, i1 = l1 > 0 ? 1.0f / l1 : 0.0f;
+        const uint32_t ra = row_w + mt * 16 + g, rb = ra + 8;
+#pragma unroll
+        for (int i = 0; i < HEAD_DIM / 8; i++) {
+            uint32_t col = qh * HEAD_DIM + i * 8 + t4 * 2;
+            if (ra < tile.n_rows)
+                *(uint32_t *)(out + (uint64_t)(tile.row0 + ra) * out_stride + col) =
+                    pack_bf16(o[mt][i][0] * i0, o[mt][i][1] * i0);
+            if (rb < tile.n_rows)
+                *(uint32_t *)(out + (uint64_t)(tile.row0 + rb) * out_stride + col) =
+                    pack_bf16(o[mt][i][2] * i1, o[mt][i][3] * i1);
+        }
     }
 }
 
@@ -800,7 +840,12 @@ kv_status kvg_prefill_attention(const kvg_format *f, uint32_t n_q_heads, uint32_
  * (the test's 1e-4 bound) for no extra bytes. The warps' (max, sum, O) merge in shared memory
  * into the split's partial; combine_kernel merges the splits.
  * The split-per-256-tokens kernel above (two passes over the split, half-warp per token) read
- * 33-56% of the H200's copy rate; it stays for the quantized formats. */
+ * 33-56% of the H200's copy rate; it stays for the quantized formats. This one reads 60-81%
+ * (contiguous), 54-72% (paged-16) at batch 32-128, context 1024-4096 (results/gpu/h200).
+ * Tried and rejected (same bench): looking up a thread's 8 rows before issuing its copies
+ * (no change, 58.6-80.7%); blocks of 4 KV heads x 16-token tiles, so that each token's K is
+ * one 1 KiB read instead of 256 bytes, with the output written directly when there is one
+ * split (worse: 50-64%; the model's decode steps 5-15% slower). */
 enum { DC_BN = 64, DC_STAGES = 3, DC_THREADS = 128 };
 static const size_t DC_SMEM = (size_t)(16 + 2 * DC_STAGES * DC_BN) * PF_LD * 2;
 
@@ -1115,6 +1160,91 @@ kv_status kvg_attention_on(const kvg_format *f, uint32_t n_q_heads, uint32_t lay
     combine_kernel<<<n_queries * n_q_heads, HEAD_DIM, 0, stream>>>(
         pm, pl, pa, qseq, qpos, n_q_heads, splits, SPLIT_TOKENS, out, (__nv_bfloat16 *)out_bf16);
     LAUNCH_CHECK("combine_kernel");
+    return KV_OK;
+}
+
+/* ------------------------------------------------------------------ small-batch GEMV --- */
+
+/* y[m][n] = x[m][k] W^T (+ y), W stored [n][k] (nn.Linear), for m <= 4 decode rows: a warp per
+ * output row streams the row's weights with 16-byte loads, 8 in flight per lane (4 KiB a warp),
+ * bypassing L1; x is re-read through L1. fp32 accumulation, bf16 out. Memory-bound: the time of
+ * a decode step at batch 1 is the weights' bytes over the read rate. The executor times it
+ * against cuBLAS per shape and keeps the faster (model.cu). */
+enum { GV_UNROLL = 8, GV_WARPS = 8 };
+
+template <int M>
+__global__ void __launch_bounds__(GV_WARPS * 32)
+    gemv_kernel(const __nv_bfloat16 *x, const __nv_bfloat16 *w, __nv_bfloat16 *y, uint32_t n,
+                uint32_t k, int accumulate)
+{
+    const uint32_t row = blockIdx.x * GV_WARPS + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= n)
+        return;
+    const uint4 *wr = (const uint4 *)(w + (uint64_t)row * k);
+    const uint32_t nvec = k / 8;
+    float sum[M];
+#pragma unroll
+    for (int r = 0; r < M; r++)
+        sum[r] = 0;
+    for (uint32_t base = lane; base < nvec; base += 32 * GV_UNROLL) {
+        uint4 wv[GV_UNROLL];
+#pragma unroll
+        for (int u = 0; u < GV_UNROLL; u++) {
+            uint32_t i = base + u * 32;
+            wv[u] = i < nvec ? __ldcs(wr + i) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < GV_UNROLL; u++) {
+            uint32_t i = base + u * 32;
+            if (i >= nvec)
+                break;
+            const __nv_bfloat162 *wb = (const __nv_bfloat162 *)&wv[u];
+            float2 wf[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                wf[e] = __bfloat1622float2(wb[e]);
+#pragma unroll
+            for (int r = 0; r < M; r++) {
+                uint4 xv = __ldg((const uint4 *)(x + (uint64_t)r * k) + i);
+                const __nv_bfloat162 *xb = (const __nv_bfloat162 *)&xv;
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    float2 xf = __bfloat1622float2(xb[e]);
+                    sum[r] = fmaf(wf[e].x, xf.x, fmaf(wf[e].y, xf.y, sum[r]));
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < M; r++) {
+        float v = sum[r];
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1)
+            v += __shfl_xor_sync(0xffffffffu, v, off);
+        if (lane == 0) {
+            __nv_bfloat16 *yp = y + (uint64_t)r * n + row;
+            *yp = __float2bfloat16(accumulate ? v + __bfloat162float(*yp) : v);
+        }
+    }
+}
+
+kv_status kvg_gemv_bf16(const uint16_t *x, const uint16_t *w, uint16_t *y, uint32_t m, uint32_t n,
+                        uint32_t k, bool accumulate, cudaStream_t stream, kv_err *err)
+{
+    if (m == 0 || m > KVG_GEMV_MAX_M || k % 8 != 0)
+        return kv_errorf(err, KV_ERR_INPUT, "kvgpu: gemv of %u rows, k %u (1..%d rows, k %% 8 == 0)",
+                         m, k, KVG_GEMV_MAX_M);
+    dim3 grid((n + GV_WARPS - 1) / GV_WARPS);
+    const __nv_bfloat16 *xb = (const __nv_bfloat16 *)x, *wb = (const __nv_bfloat16 *)w;
+    __nv_bfloat16 *yb = (__nv_bfloat16 *)y;
+    int acc = accumulate ? 1 : 0;
+    switch (m) {
+    case 1: gemv_kernel<1><<<grid, GV_WARPS * 32, 0, stream>>>(xb, wb, yb, n, k, acc); break;
+    case 2: gemv_kernel<2><<<grid, GV_WARPS * 32, 0, stream>>>(xb, wb, yb, n, k, acc); break;
+    case 3: gemv_kernel<3><<<grid, GV_WARPS * 32, 0, stream>>>(xb, wb, yb, n, k, acc); break;
+    default: gemv_kernel<4><<<grid, GV_WARPS * 32, 0, stream>>>(xb, wb, yb, n, k, acc); break;
+    }
+    LAUNCH_CHECK("gemv_kernel");
     return KV_OK;
 }
 

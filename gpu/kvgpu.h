@@ -179,6 +179,12 @@ kv_status kvg_prefill_attention(const kvg_format *f, uint32_t n_q_heads, uint32_
                                 uint16_t *out, uint64_t out_stride, cudaStream_t stream,
                                 kv_err *err);
 
+/* y[m][n] = x[m][k] W^T (+ y when accumulate), W stored [n][k] (an nn.Linear weight), bf16
+ * bits, fp32 accumulation, for 1..KVG_GEMV_MAX_M rows (decode at batch <= 4); k % 8 == 0. */
+#define KVG_GEMV_MAX_M 4
+kv_status kvg_gemv_bf16(const uint16_t *x, const uint16_t *w, uint16_t *y, uint32_t m, uint32_t n,
+                        uint32_t k, bool accumulate, cudaStream_t stream, kv_err *err);
+
 /* Copy every row of from (its n_tokens) to the same rows of to: fork copies, extent moves. */
 kv_status kvg_copy_rows(const kvg_seqdesc *from, const kvg_seqdesc *to, uint32_t n_tensors,
                         uint64_t row_bytes, kv_err *err);

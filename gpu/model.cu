@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <algorithm>
 #include <vector>
 
 enum { HEAD_DIM = 128, LM_ROWS = 256, N_BUCKETS = 67 };
@@ -82,6 +83,15 @@ struct kvg_model {
     cublasHandle_t blas;
     cudaStream_t stream;
     cudaEvent_t e0, e1, ready;
+    /* small-batch GEMMs: per shape, whether kvg_gemv_bf16 beat cuBLAS (timed before a decode
+     * bucket of <= KVG_GEMV_MAX_M rows is captured, while tuning is set) */
+    struct gemm_choice {
+        int m, n, k;
+        bool acc, gemv;
+    };
+    std::vector<gemm_choice> choices;
+    bool tuning;
+    cudaEvent_t t0, t1;
     /* decode graphs per bucket, valid for graph_descs and graph_fmt */
     cudaGraphExec_t graph[N_BUCKETS];
     const kvg_seqdesc *graph_descs;
@@ -205,13 +215,56 @@ __global__ void norm_rows_kernel(const bf16 *x, const uint32_t *rows, const bf16
  * F.linear (transa T, transb N). Weights stored [k][n] with transa N were 1.23-1.39x slower
  * than PyTorch at decode batch 1-64 on the H200 (B1/ctx1k 6.12 ms against 4.72), cuBLAS
  * picking other kernels for that layout. */
-static kv_status gemm(kvg_model *M, const bf16 *a, const bf16 *w, bf16 *c, int m, int n, int k,
-                      bool accumulate, kv_err *err)
+static kv_status cublas_gemm(kvg_model *M, const bf16 *a, const bf16 *w, bf16 *c, int m, int n,
+                             int k, bool accumulate, kv_err *err)
 {
     const float one = 1, zero = 0;
     CUBLAS_TRY(cublasGemmEx(M->blas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, w, CUDA_R_16BF, k,
                             a, CUDA_R_16BF, k, accumulate ? &one : &zero, c, CUDA_R_16BF, n,
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return KV_OK;
+}
+
+/* Row-major C[m x n] = A[m x k] W^T (+ C when accumulate), W stored [n][k] as a PyTorch
+ * nn.Linear weight [out][in]; bf16 in and out, fp32 accumulate. The same cuBLAS call as
+ * F.linear (transa T, transb N). Weights stored [k][n] with transa N were 1.23-1.39x slower
+ * than PyTorch at decode batch 1-64 on the H200 (B1/ctx1k 6.12 ms against 4.72), cuBLAS
+ * picking other kernels for that layout. For m <= KVG_GEMV_MAX_M the shape's faster of cuBLAS
+ * and kvg_gemv_bf16 is used, as timed once (median of 5 on the executor's stream) while
+ * M->tuning is set; untimed shapes use cuBLAS. */
+static kv_status gemm(kvg_model *M, const bf16 *a, const bf16 *w, bf16 *c, int m, int n, int k,
+                      bool accumulate, kv_err *err)
+{
+    if (m > KVG_GEMV_MAX_M || k % 8 != 0)
+        return cublas_gemm(M, a, w, c, m, n, k, accumulate, err);
+    for (const auto &ch : M->choices)
+        if (ch.m == m && ch.n == n && ch.k == k && ch.acc == accumulate)
+            return ch.gemv ? kvg_gemv_bf16((const uint16_t *)a, (const uint16_t *)w,
+                                           (uint16_t *)c, m, n, k, accumulate, M->stream, err)
+                           : cublas_gemm(M, a, w, c, m, n, k, accumulate, err);
+    if (!M->tuning)
+        return cublas_gemm(M, a, w, c, m, n, k, accumulate, err);
+    double med[2];
+    for (int v = 0; v < 2; v++) {
+        std::vector<float> ts;
+        for (int it = 0; it < 6; it++) {
+            CUDA_TRY(cudaEventRecord(M->t0, M->stream));
+            kv_status st = v ? kvg_gemv_bf16((const uint16_t *)a, (const uint16_t *)w,
+                                             (uint16_t *)c, m, n, k, accumulate, M->stream, err)
+                             : cublas_gemm(M, a, w, c, m, n, k, accumulate, err);
+            if (st != KV_OK)
+                return st;
+            CUDA_TRY(cudaEventRecord(M->t1, M->stream));
+            CUDA_TRY(cudaEventSynchronize(M->t1));
+            float ms = 0;
+            CUDA_TRY(cudaEventElapsedTime(&ms, M->t0, M->t1));
+            if (it > 0)
+                ts.push_back(ms);
+        }
+        std::sort(ts.begin(), ts.end());
+        med[v] = ts[ts.size() / 2];
+    }
+    M->choices.push_back({m, n, k, accumulate, med[1] < med[0]});
     return KV_OK;
 }
 
@@ -322,6 +375,8 @@ kv_status kvg_model_create(const kv_model *m, uint32_t layers, uint32_t max_toke
         CUDA_TRY(cudaEventCreate(&M->e0));
         CUDA_TRY(cudaEventCreate(&M->e1));
         CUDA_TRY(cudaEventCreateWithFlags(&M->ready, cudaEventDisableTiming));
+        CUDA_TRY(cudaEventCreate(&M->t0));
+        CUDA_TRY(cudaEventCreate(&M->t1));
         st = cuda_sync(err, "making the model's weights");
     }
     return st;
@@ -361,7 +416,7 @@ void kvg_model_destroy(kvg_model **mp)
         cublasDestroy(M->blas);
     if (M->stream)
         cudaStreamDestroy(M->stream);
-    cudaEvent_t evs[] = {M->e0, M->e1, M->ready};
+    cudaEvent_t evs[] = {M->e0, M->e1, M->ready, M->t0, M->t1};
     for (cudaEvent_t e : evs)
         if (e)
             cudaEventDestroy(e);
@@ -372,6 +427,14 @@ void kvg_model_destroy(kvg_model **mp)
 uint64_t kvg_model_weight_bytes(const kvg_model *M)
 {
     return M->weight_bytes;
+}
+
+void kvg_model_gemv_choices(const kvg_model *M, uint32_t *n_shapes, uint32_t *n_gemv)
+{
+    *n_shapes = (uint32_t)M->choices.size();
+    *n_gemv = 0;
+    for (const auto &c : M->choices)
+        *n_gemv += c.gemv;
 }
 
 uint32_t kvg_model_layers(const kvg_model *M)
@@ -500,6 +563,18 @@ kv_status kvg_model_step(kvg_model *M, const kvg_format *f, const kvg_seqdesc *d
         M->graph_descs = descs_d;
         M->graph_fmt = *f;
     }
+    size_t in_used = 3 * (size_t)R * 4 + (size_t)n_tiles * sizeof(kvg_prefill_tile);
+    if (kb >= 0 && M->graph[kb] == NULL && rows <= KVG_GEMV_MAX_M) {
+        /* time the small GEMMs' two ways in an eager run first (its KV writes are the ones
+         * the graph makes again) */
+        CUDA_TRY(cudaMemcpyAsync(M->in_d, M->in_h, in_used, cudaMemcpyHostToDevice, M->stream));
+        M->tuning = true;
+        st = forward(M, f, descs_d, rows, rows, 0, rows, err);
+        M->tuning = false;
+        if (st != KV_OK)
+            return st;
+        CUDA_TRY(cudaStreamSynchronize(M->stream));
+    }
     if (kb >= 0 && M->graph[kb] == NULL) { /* capture this bucket's decode step */
         cudaGraph_t g = NULL;
         CUDA_TRY(cudaStreamBeginCapture(M->stream, cudaStreamCaptureModeThreadLocal));
@@ -521,7 +596,6 @@ kv_status kvg_model_step(kvg_model *M, const kvg_format *f, const kvg_seqdesc *d
         CUDA_TRY(cudaGraphUpload(M->graph[kb], M->stream));
     }
     CUDA_TRY(cudaEventRecord(M->e0, M->stream));
-    size_t in_used = 3 * (size_t)R * 4 + (size_t)n_tiles * sizeof(kvg_prefill_tile);
     CUDA_TRY(cudaMemcpyAsync(M->in_d, M->in_h, in_used, cudaMemcpyHostToDevice, M->stream));
     if (kb >= 0)
         CUDA_TRY(cudaGraphLaunch(M->graph[kb], M->stream));
