@@ -884,7 +884,8 @@ template <int G>
 __global__ void __launch_bounds__(DC_THREADS)
     decode_attention_kernel(uint32_t layer, const kvg_seqdesc *descs, const uint32_t *qseq,
                             const uint32_t *qpos, const uint16_t *q, uint32_t n_kv_heads,
-                            uint32_t splits, float *part_m, float *part_l, float *part_acc)
+                            uint32_t splits, float *part_m, float *part_l, float *part_acc,
+                            float *out, __nv_bfloat16 *out_bf16)
 {
     extern __shared__ uint4 pf_smem[];
     __nv_bfloat16 *sq = (__nv_bfloat16 *)pf_smem;
@@ -894,8 +895,19 @@ __global__ void __launch_bounds__(DC_THREADS)
 
     const uint32_t qi = blockIdx.x / n_kv_heads, h = blockIdx.x % n_kv_heads, split = blockIdx.y;
     const uint32_t n_q_heads = n_kv_heads * G;
-    if (qseq[qi] == KVG_NO_SEQ) /* combine_kernel writes the padding query's zeros */
+    /* one split: the block writes the query heads' output itself (no combine_kernel) */
+    const bool direct = splits == 1;
+    if (qseq[qi] == KVG_NO_SEQ) { /* a padding query: zeros (else combine_kernel writes them) */
+        if (direct)
+            for (uint32_t x = threadIdx.x; x < G * HEAD_DIM; x += blockDim.x) {
+                uint64_t k = ((uint64_t)qi * n_q_heads + h * G) * HEAD_DIM + x;
+                if (out_bf16)
+                    out_bf16[k] = __float2bfloat16(0.0f);
+                else
+                    out[k] = 0;
+            }
         return;
+    }
     const uint32_t n = qpos[qi] + 1, n_tiles_all = (n + DC_BN - 1) / DC_BN;
     const uint32_t per = (n_tiles_all + splits - 1) / splits;
     const uint32_t t_begin = min(n, split * per * DC_BN), t_end = min(n, t_begin + per * DC_BN);
@@ -1033,6 +1045,18 @@ __global__ void __launch_bounds__(DC_THREADS)
 #pragma unroll
         for (int w = 0; w < 4; w++)
             A += so[((uint64_t)w * G + gg) * HEAD_DIM + dim];
+        if (direct) { /* as combine_kernel computes it for one split */
+            float M = fmaxf(fmaxf(wm[0][gg], wm[1][gg]), fmaxf(wm[2][gg], wm[3][gg])), L = 0;
+            for (int w = 0; w < 4; w++)
+                L += wm[w][gg] == -INFINITY ? 0.0f : wl[w][gg] * exp2f(wm[w][gg] - M);
+            float o = M == -INFINITY ? 0.0f : (L > 0 ? A / L : 0.0f);
+            uint64_t k = ((uint64_t)qi * n_q_heads + h * G + gg) * HEAD_DIM + dim;
+            if (out_bf16)
+                out_bf16[k] = __float2bfloat16(o);
+            else
+                out[k] = o;
+            continue;
+        }
         uint64_t slot = slot0 + (uint64_t)gg * splits;
         part_acc[slot * HEAD_DIM + dim] = A;
         if (dim == 0) {
@@ -1049,7 +1073,8 @@ template <int G>
 static cudaError_t launch_decode(dim3 grid, cudaStream_t stream, uint32_t layer,
                                  const kvg_seqdesc *descs, const uint32_t *qseq,
                                  const uint32_t *qpos, const uint16_t *q, uint32_t n_kv_heads,
-                                 uint32_t splits, float *pm, float *pl, float *pa)
+                                 uint32_t splits, float *pm, float *pl, float *pa, float *out,
+                                 __nv_bfloat16 *out_bf16)
 {
     static bool raised = false;
     if (!raised) {
@@ -1061,7 +1086,7 @@ static cudaError_t launch_decode(dim3 grid, cudaStream_t stream, uint32_t layer,
         raised = true;
     }
     decode_attention_kernel<G><<<grid, DC_THREADS, DC_SMEM, stream>>>(
-        layer, descs, qseq, qpos, q, n_kv_heads, splits, pm, pl, pa);
+        layer, descs, qseq, qpos, q, n_kv_heads, splits, pm, pl, pa, out, out_bf16);
     return cudaSuccess;
 }
 
@@ -1135,18 +1160,21 @@ kv_status kvg_attention_on(const kvg_format *f, uint32_t n_q_heads, uint32_t lay
     dim3 grid(n_queries * f->n_heads, splits);
     if (fast) {
         cudaError_t e;
+        __nv_bfloat16 *ob = (__nv_bfloat16 *)out_bf16;
         switch (g) {
-        case 1: e = launch_decode<1>(grid, stream, layer, descs, qseq, qpos, q, nh, splits, pm, pl, pa); break;
-        case 2: e = launch_decode<2>(grid, stream, layer, descs, qseq, qpos, q, nh, splits, pm, pl, pa); break;
-        case 4: e = launch_decode<4>(grid, stream, layer, descs, qseq, qpos, q, nh, splits, pm, pl, pa); break;
-        default: e = launch_decode<8>(grid, stream, layer, descs, qseq, qpos, q, nh, splits, pm, pl, pa); break;
+        case 1: e = launch_decode<1>(grid, stream, layer, descs, qseq, qpos, q, nh, splits, pm, pl, pa, out, ob); break;
+        case 2: e = launch_decode<2>(grid, stream, layer, descs, qseq, qpos, q, nh, splits, pm, pl, pa, out, ob); break;
+        case 4: e = launch_decode<4>(grid, stream, layer, descs, qseq, qpos, q, nh, splits, pm, pl, pa, out, ob); break;
+        default: e = launch_decode<8>(grid, stream, layer, descs, qseq, qpos, q, nh, splits, pm, pl, pa, out, ob); break;
         }
         if (e != cudaSuccess)
             return kv_errorf(err, KV_ERR_INPUT, "kvgpu: decode attention shared memory: %s",
                              cudaGetErrorString(e));
         LAUNCH_CHECK("decode_attention_kernel");
+        if (splits == 1) /* the kernel wrote the output */
+            return KV_OK;
         combine_kernel<<<n_queries * n_q_heads, HEAD_DIM, 0, stream>>>(
-            pm, pl, pa, qseq, qpos, n_q_heads, splits, 0, out, (__nv_bfloat16 *)out_bf16);
+            pm, pl, pa, qseq, qpos, n_q_heads, splits, 0, out, ob);
         LAUNCH_CHECK("combine_kernel");
         return KV_OK;
     }
