@@ -212,9 +212,9 @@ __global__ void norm_rows_kernel(const bf16 *x, const uint32_t *rows, const bf16
 
 /* Row-major C[m x n] = A[m x k] W^T (+ C when accumulate), W stored [n][k] as a PyTorch
  * nn.Linear weight [out][in]; bf16 in and out, fp32 accumulate. The same cuBLAS call as
- * F.linear (transa T, transb N). Weights stored [k][n] with transa N were 1.23-1.39x slower
- * than PyTorch at decode batch 1-64 on the H200 (B1/ctx1k 6.12 ms against 4.72), cuBLAS
- * picking other kernels for that layout. */
+ * F.linear (transa T, transb N). With weights stored [k][n] (transa N) a decode step at batch
+ * 1 / context 1k took 6.12 ms on the H200, with this layout 5.13-5.27 ms (PyTorch 4.72); the
+ * attention, also changed between those runs, is under 2% of such a step. */
 static kv_status cublas_gemm(kvg_model *M, const bf16 *a, const bf16 *w, bf16 *c, int m, int n,
                              int k, bool accumulate, kv_err *err)
 {
@@ -227,9 +227,9 @@ static kv_status cublas_gemm(kvg_model *M, const bf16 *a, const bf16 *w, bf16 *c
 
 /* Row-major C[m x n] = A[m x k] W^T (+ C when accumulate), W stored [n][k] as a PyTorch
  * nn.Linear weight [out][in]; bf16 in and out, fp32 accumulate. The same cuBLAS call as
- * F.linear (transa T, transb N). Weights stored [k][n] with transa N were 1.23-1.39x slower
- * than PyTorch at decode batch 1-64 on the H200 (B1/ctx1k 6.12 ms against 4.72), cuBLAS
- * picking other kernels for that layout. For m <= KVG_GEMV_MAX_M the shape's faster of cuBLAS
+ * F.linear (transa T, transb N). With weights stored [k][n] (transa N) a decode step at batch
+ * 1 / context 1k took 6.12 ms on the H200, with this layout 5.13-5.27 ms (PyTorch 4.72); the
+ * attention, also changed between those runs, is under 2% of such a step. For m <= KVG_GEMV_MAX_M the shape's faster of cuBLAS
  * and kvg_gemv_bf16 is used, as timed once (median of 5 on the executor's stream) while
  * M->tuning is set; untimed shapes use cuBLAS. */
 static kv_status gemm(kvg_model *M, const bf16 *a, const bf16 *w, bf16 *c, int m, int n, int k,
