@@ -1097,11 +1097,18 @@ static uint32_t n_splits(uint32_t max_context)
     return (max_context + SPLIT_TOKENS - 1) / SPLIT_TOKENS;
 }
 
+/* Room for any number of queries up to n_queries: the bf16 kernel's split count grows as the
+ * batch shrinks, so a smaller batch can need more partials (without f, one KV head: the most
+ * splits). */
 size_t kvg_attention_work_bytes(const kvg_format *f, uint32_t n_q_heads, uint32_t n_queries,
                                 uint32_t max_context)
 {
-    uint32_t s = n_splits(max_context), s2 = dec_splits(n_queries, f ? f->n_heads : 1);
-    return (size_t)n_queries * n_q_heads * (s > s2 ? s : s2) * (HEAD_DIM + 2) * sizeof(float);
+    uint64_t most = (uint64_t)n_queries * n_splits(max_context);
+    for (uint32_t q = 1; q <= n_queries; q++) {
+        uint64_t need = (uint64_t)q * dec_splits(q, f ? f->n_heads : 1);
+        most = need > most ? need : most;
+    }
+    return (size_t)most * n_q_heads * (HEAD_DIM + 2) * sizeof(float);
 }
 
 template <int G>

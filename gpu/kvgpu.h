@@ -142,7 +142,7 @@ kv_status kvg_gather_layer(const kvg_format *f, const kvg_seqdesc *d, uint32_t l
  * (device arrays): sequence qseq[i], position qpos[i] (it sees tokens 0..qpos[i]), values
  * q[i][n_q_heads][head_dim] (bf16 bits); out[i][n_q_heads][head_dim] in float. Decode is one
  * query per sequence at its last position, prefill a run of positions. work: device scratch of
- * kvg_attention_work_bytes. */
+ * kvg_attention_work_bytes (enough for any n_queries up to the one it was asked for). */
 size_t kvg_attention_work_bytes(const kvg_format *f, uint32_t n_q_heads, uint32_t n_queries,
                                 uint32_t max_context);
 kv_status kvg_attention(const kvg_format *f, uint32_t n_q_heads, uint32_t layer,

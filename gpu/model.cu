@@ -361,8 +361,13 @@ kv_status kvg_model_create(const kv_model *m, uint32_t layers, uint32_t max_toke
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0] && st == KV_OK; i++)
         st = alloc_dev(bufs[i].p, bufs[i].bytes, bufs[i].what, err);
+    /* decode attention runs for at most the largest bucket's rows (or max_decode eagerly);
+     * sizing its partials for every step row took 4.4 GB at 8192 rows and 8192 tokens */
+    uint32_t decode_rows = kb >= 0 && bucket_size(kb) > M->max_decode ? bucket_size(kb)
+                                                                       : M->max_decode;
     if (st == KV_OK)
-        st = alloc_dev(&M->attn_work, kvg_attention_work_bytes(NULL, M->hq, M->rows_cap, max_context),
+        st = alloc_dev(&M->attn_work,
+                       kvg_attention_work_bytes(NULL, M->hq, decode_rows, max_context),
                        "attention work", err);
     if (st == KV_OK)
         CUDA_TRY(cudaHostAlloc((void **)&M->in_h, M->in_bytes, cudaHostAllocDefault));
