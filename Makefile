@@ -217,8 +217,9 @@ else
 	gpu/replay-check.sh $(BUILD)/gpu-replay
 endif
 
+# Writes results/gpu/<device>/ (the device's name: h200, h100), bench.log and bench.csv there.
 gpu-bench: gpu
-	./$(KVGPU) bench -o results/gpu/h100
+	./$(KVGPU) bench
 
 # `make test` compiles gpu/ where nvcc exists, so a broken CUDA build is caught without a GPU.
 # (Not in the sanitizer build of `make check`: kvgpu's objects are not instrumented, and the

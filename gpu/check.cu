@@ -1,7 +1,11 @@
 /* check.cu — `kvgpu test`: every kernel against a CPU float64 reference on random data, for
- * every strategy and KV format, at lengths that cross block and chunk boundaries; then every
- * sequence swapped out and back in (per-copy one way, batched the other) over a pool filled
- * with garbage, and attention run again: it must give the same bits.
+ * every strategy and KV format, at lengths that cross block and chunk boundaries: append, the
+ * split-K decode attention (float and bf16 outputs, with a padding query of a decode graph),
+ * and the fused causal prefill attention (every sequence's last PF_ROWS positions as one chunk,
+ * all chunks in one launch, tiles crossing 128-row boundaries); the small-batch GEMV of the
+ * model executor; then every sequence swapped out
+ * and back in (per-copy one way, batched the other) over a pool filled with garbage, and
+ * attention run again: it must give the same bits.
  *
  * The reference reads the device's raw rows back (one cudaMemcpy per row, addresses computed on
  * the host from the allocator's placement) and decodes them with its own decoders, so it shares
@@ -97,7 +101,7 @@ static const test_case CASES[] = {
 
 /* Lengths around block (5, 16, 32) and chunk (1024 fused, 4096 per-layer) boundaries. */
 static const uint32_t LENGTHS[] = {1, 2, 5, 16, 17, 33, 100, 1023, 1025, 2049, 4097};
-enum { N_SEQ = sizeof LENGTHS / sizeof LENGTHS[0], MAX_TOKENS = 4608, PREFILL_Q = 37 };
+enum { N_SEQ = sizeof LENGTHS / sizeof LENGTHS[0], MAX_TOKENS = 4608, PREFILL_Q = 37, PF_ROWS = 130 };
 
 typedef struct seq_state {
     kv_seq_id id;
@@ -218,6 +222,110 @@ static kv_status run_attention(const kvg_format *f, uint32_t n_qh, uint32_t laye
     return st;
 }
 
+/* Decode queries once more with one padding query (KVG_NO_SEQ) appended, with float and with
+ * bf16 output: the bf16 rows must be the float rows rounded, the padding row zeros in both.
+ * (The split count depends on the number of queries, so the float run is repeated here.) */
+static kv_status check_bf16_and_padding(const test_case *c, const kvg_format *f, uint32_t n_qh,
+                                        uint32_t layer, const kvg_seqdesc *descs_d,
+                                        const queries *Q, kv_err *err)
+{
+    std::vector<uint32_t> seq(Q->seq), pos(Q->pos);
+    std::vector<uint16_t> q(Q->q);
+    seq.push_back(KVG_NO_SEQ);
+    pos.push_back(3);
+    q.resize(q.size() + (size_t)n_qh * 128, float_to_bf16(1.0f));
+    uint32_t nq = (uint32_t)seq.size();
+    dev_buf<uint32_t> qs(seq), qp(pos);
+    dev_buf<uint16_t> qv(q), out((size_t)nq * n_qh * 128);
+    dev_buf<float> outf(out.n);
+    dev_buf<char> work(kvg_attention_work_bytes(f, n_qh, nq, MAX_TOKENS));
+    CUDA_TRY(cudaMemset(out.p, 0x7f, out.n * 2)); /* poison */
+    CUDA_TRY(cudaMemset(outf.p, 0x7f, outf.n * 4));
+    kv_status st = kvg_attention_on(f, n_qh, layer, descs_d, qs.p, qp.p, nq, MAX_TOKENS, qv.p,
+                                    outf.p, NULL, work.p, 0, err);
+    if (st == KV_OK)
+        st = kvg_attention_on(f, n_qh, layer, descs_d, qs.p, qp.p, nq, MAX_TOKENS, qv.p, NULL,
+                              out.p, work.p, 0, err);
+    if (st == KV_OK)
+        st = cuda_sync(err, "attention (bf16 out)");
+    std::vector<uint16_t> o;
+    std::vector<float> of;
+    if (st == KV_OK)
+        st = out.get(&o, err);
+    if (st == KV_OK)
+        st = outf.get(&of, err);
+    if (st != KV_OK)
+        return st;
+    size_t n_real = Q->out.size(), bad = 0;
+    for (size_t k = 0; k < o.size(); k++)
+        bad += o[k] != float_to_bf16(of[k]) || (k >= n_real && of[k] != 0);
+    EXPECT(bad == 0, "%s: layer %u: %zu bf16 outputs differ from the rounded float ones or a "
+                     "padding query's zeros", c->name, layer, bad);
+    return KV_OK;
+}
+
+/* The fused prefill attention: every sequence's last PF_ROWS positions (all of a shorter one)
+ * as one chunk, every chunk in one launch, against the float64 reference over the stored KV.
+ * Rows of other chunks interleave in q and out (row0 offsets); outputs are bf16 and P enters
+ * the P V product in bf16, so the bound is 1e-2 (relative L2 per query head). */
+static kv_status check_prefill(const test_case *c, const kvg_format *f, uint32_t n_qh,
+                               uint32_t nt, uint32_t layer, const kvg_seqdesc *descs_d,
+                               const std::vector<seq_state> &seqs,
+                               const std::vector<std::vector<double>> &stored, rng *r,
+                               double *worst_out, kv_err *err)
+{
+    std::vector<kvg_prefill_chunk> chunks;
+    uint32_t rows = 0;
+    for (uint32_t i = 0; i < N_SEQ; i++) {
+        uint32_t n = seqs[i].n, from = n > PF_ROWS ? n - PF_ROWS : 0;
+        chunks.push_back({i, rows, from, n - from});
+        rows += n - from;
+    }
+    uint64_t stride = (uint64_t)n_qh * 128;
+    std::vector<uint16_t> q((size_t)rows * stride);
+    for (auto &x : q)
+        x = float_to_bf16(rng_normal(r));
+    std::vector<kvg_prefill_tile> tiles(kvg_prefill_max_tiles(rows, N_SEQ));
+    uint32_t n_tiles = kvg_prefill_tiles(chunks.data(), N_SEQ, tiles.data());
+    tiles.resize(n_tiles);
+    dev_buf<kvg_prefill_tile> td(tiles);
+    dev_buf<uint16_t> qd(q), out(q.size());
+    CUDA_TRY(cudaMemset(out.p, 0xff, out.n * 2)); /* poison: NaN bf16 */
+    kv_status st = kvg_prefill_attention(f, n_qh, layer, descs_d, td.p, n_tiles, qd.p, stride,
+                                         out.p, stride, 0, err);
+    if (st == KV_OK)
+        st = cuda_sync(err, "prefill attention");
+    std::vector<uint16_t> o;
+    if (st == KV_OK)
+        st = out.get(&o, err);
+    if (st != KV_OK)
+        return st;
+    uint32_t elems = f->n_heads * 128;
+    double worst = 0, ref[128];
+    for (const kvg_prefill_chunk &ch : chunks)
+        for (uint32_t k = 0; k < ch.n; k++)
+            for (uint32_t qh = 0; qh < n_qh; qh++) {
+                size_t base = (size_t)(ch.row0 + k) * stride + qh * 128;
+                float qf[128];
+                for (int x = 0; x < 128; x++)
+                    qf[x] = bf16_to_float(q[base + x]);
+                ref_attention(stored[ch.seq], nt, elems, layer, qh / c->q_per_kv, ch.first + k, qf,
+                              ref);
+                double num = 0, den = 0;
+                for (int x = 0; x < 128; x++) {
+                    double d = bf16_to_float(o[base + x]) - ref[x];
+                    num += d * d;
+                    den += ref[x] * ref[x];
+                }
+                double e = sqrt(num / den);
+                worst = fmax(worst, isnan(e) ? INFINITY : e);
+            }
+    EXPECT(worst < 1e-2, "%s: layer %u: prefill attention error %.3g against the float64 "
+                         "reference of the stored KV", c->name, layer, worst);
+    *worst_out = fmax(*worst_out, worst);
+    return KV_OK;
+}
+
 static kv_status run_case(const test_case *c, rng *r, kv_err *err)
 {
     kv_alloc_config ac = case_config(c);
@@ -325,7 +433,7 @@ static kv_status run_case(const test_case *c, rng *r, kv_err *err)
                 Q.q.push_back(float_to_bf16(rng_normal(r)));
         }
     }
-    double worst = 0, worst_vs_written = 0;
+    double worst = 0, worst_vs_written = 0, worst_pf = 0;
     std::vector<float> before[2];
     std::vector<std::vector<double>> written(N_SEQ);
     for (uint32_t i = 0; i < N_SEQ; i++)
@@ -335,6 +443,12 @@ static kv_status run_case(const test_case *c, rng *r, kv_err *err)
         if ((st = run_attention(&f, n_qh, layer, dd.p, &Q, err)) != KV_OK)
             break;
         before[layer % 2] = Q.out;
+        if ((st = check_bf16_and_padding(c, &f, n_qh, layer, dd.p, &Q, err)) != KV_OK)
+            break;
+        if (layer == c->layers - 1 &&
+            (st = check_prefill(c, &f, n_qh, nt, layer, dd.p, seqs, stored, r, &worst_pf, err)) !=
+                KV_OK)
+            break;
         double ref[128], ref2[128];
         for (size_t qi = 0; qi < Q.seq.size(); qi++) {
             uint32_t i = Q.seq[qi];
@@ -418,13 +532,59 @@ static kv_status run_case(const test_case *c, rng *r, kv_err *err)
     }
     if (st == KV_OK)
         printf("  ok   %-28s %zu queries, attention error %.1e (vs written values %.1e), "
-               "max quantization error %.3g, swap round trip %.1f MiB in %llu copies\n",
-               c->name, Q.seq.size(), worst, worst_vs_written, worst_q, swapped / 1048576.0,
-               (unsigned long long)copies);
+               "prefill (fused, bf16 out) %.1e, max quantization error %.3g, swap round trip "
+               "%.1f MiB in %llu copies\n",
+               c->name, Q.seq.size(), worst, worst_vs_written, worst_pf, worst_q,
+               swapped / 1048576.0, (unsigned long long)copies);
     kvg_swapper_destroy(&sw);
     kvg_pool_destroy(&p);
     kv_alloc_destroy(&a);
     return st;
+}
+
+/* kvg_gemv_bf16 (the executor's small-batch linear layer) against a float64 reference, for
+ * 1..KVG_GEMV_MAX_M rows, a row count that is not a multiple of the block's 8 rows, with and
+ * without accumulation into the output; bf16 output, so the bound is 1e-2 (relative L2). */
+static kv_status check_gemv(rng *r, kv_err *err)
+{
+    const uint32_t n = 203, k = 1032;
+    double worst = 0;
+    for (uint32_t m = 1; m <= KVG_GEMV_MAX_M; m++)
+        for (int acc = 0; acc < 2; acc++) {
+            std::vector<uint16_t> x((size_t)m * k), w((size_t)n * k), y0((size_t)m * n);
+            for (auto &v : x)
+                v = float_to_bf16(rng_normal(r));
+            for (auto &v : w)
+                v = float_to_bf16(rng_normal(r) * 0.03f);
+            for (auto &v : y0)
+                v = float_to_bf16(acc ? rng_normal(r) : 1e30f); /* poison when overwritten */
+            dev_buf<uint16_t> xd(x), wd(w), yd(y0);
+            kv_status st = kvg_gemv_bf16(xd.p, wd.p, yd.p, m, n, k, acc != 0, 0, err);
+            if (st == KV_OK)
+                st = cuda_sync(err, "gemv");
+            std::vector<uint16_t> y;
+            if (st == KV_OK)
+                st = yd.get(&y, err);
+            if (st != KV_OK)
+                return st;
+            double num = 0, den = 0;
+            for (uint32_t i = 0; i < m; i++)
+                for (uint32_t j = 0; j < n; j++) {
+                    double ref = acc ? bf16_to_float(y0[(size_t)i * n + j]) : 0;
+                    for (uint32_t t = 0; t < k; t++)
+                        ref += (double)bf16_to_float(x[(size_t)i * k + t]) *
+                               bf16_to_float(w[(size_t)j * k + t]);
+                    double d = bf16_to_float(y[(size_t)i * n + j]) - ref;
+                    num += d * d;
+                    den += ref * ref;
+                }
+            double e = sqrt(num / den);
+            worst = fmax(worst, isnan(e) ? INFINITY : e);
+        }
+    EXPECT(worst < 1e-2, "gemv: error %.3g against the float64 reference", worst);
+    printf("  ok   %-28s rows 1..%d, %u x %u weights, with and without accumulation, error %.1e\n",
+           "gemv (small-batch linear)", KVG_GEMV_MAX_M, n, k, worst);
+    return KV_OK;
 }
 
 int kvgpu_check_main(int argc, char **argv)
@@ -447,6 +607,11 @@ int kvgpu_check_main(int argc, char **argv)
             failures++;
             printf("  FAIL %s: %s\n", CASES[i].name, err.msg);
         }
+    }
+    memset(&err, 0, sizeof err);
+    if (check_gemv(&r, &err) != KV_OK) {
+        failures++;
+        printf("  FAIL gemv: %s\n", err.msg);
     }
     printf("kvgpu test: %d failure%s\n", failures, failures == 1 ? "" : "s");
     return failures ? 1 : 0;

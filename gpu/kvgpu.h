@@ -35,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cuda_runtime.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -64,6 +66,10 @@ typedef struct kvg_seqdesc {
 } kvg_seqdesc;
 
 #define KVG_EXTENT_UNIT 0x7fffffffu /* unit_tokens of an extent: one unit */
+
+/* A token's sequence index that means "no sequence": a padding row of a decode step replayed
+ * as a CUDA graph for a larger batch. Append writes nothing for it; attention gives zeros. */
+#define KVG_NO_SEQ 0xffffffffu
 
 static inline uint64_t kvg_row(const kvg_seqdesc *d, uint32_t t, uint32_t j)
 {
@@ -146,6 +152,12 @@ kv_status kvg_append_strided(const kvg_format *f, uint32_t tensor0, uint32_t n_t
                              uint64_t src_stride, const kvg_seqdesc *descs, const uint32_t *seq,
                              const uint32_t *pos, uint32_t n, const uint16_t *src, kv_err *err);
 
+/* kvg_append_strided on a stream (kernels of one step on the model executor's stream). */
+kv_status kvg_append_strided_on(const kvg_format *f, uint32_t tensor0, uint32_t n_tensors,
+                                uint64_t src_stride, const kvg_seqdesc *descs, const uint32_t *seq,
+                                const uint32_t *pos, uint32_t n, const uint16_t *src,
+                                cudaStream_t stream, kv_err *err);
+
 /* Layer's K and V rows of tokens 0..d->n_tokens-1 of a sequence, dequantized into bf16
  * arrays k[t][n_heads * head_dim] and v[...] on the device (prefill attention by GEMMs). */
 kv_status kvg_gather_layer(const kvg_format *f, const kvg_seqdesc *d, uint32_t layer, void *k,
@@ -155,13 +167,48 @@ kv_status kvg_gather_layer(const kvg_format *f, const kvg_seqdesc *d, uint32_t l
  * (device arrays): sequence qseq[i], position qpos[i] (it sees tokens 0..qpos[i]), values
  * q[i][n_q_heads][head_dim] (bf16 bits); out[i][n_q_heads][head_dim] in float. Decode is one
  * query per sequence at its last position, prefill a run of positions. work: device scratch of
- * kvg_attention_work_bytes. */
+ * kvg_attention_work_bytes (enough for any n_queries up to the one it was asked for). */
 size_t kvg_attention_work_bytes(const kvg_format *f, uint32_t n_q_heads, uint32_t n_queries,
                                 uint32_t max_context);
 kv_status kvg_attention(const kvg_format *f, uint32_t n_q_heads, uint32_t layer,
                         const kvg_seqdesc *descs, const uint32_t *qseq, const uint32_t *qpos,
                         uint32_t n_queries, uint32_t max_context, const uint16_t *q, float *out,
                         void *work, kv_err *err);
+
+/* kvg_attention on a stream; the output in bf16 bits when out_bf16 is not NULL (then out is
+ * unused), else in float. */
+kv_status kvg_attention_on(const kvg_format *f, uint32_t n_q_heads, uint32_t layer,
+                           const kvg_seqdesc *descs, const uint32_t *qseq, const uint32_t *qpos,
+                           uint32_t n_queries, uint32_t max_context, const uint16_t *q, float *out,
+                           uint16_t *out_bf16, void *work, cudaStream_t stream, kv_err *err);
+
+/* Fused causal prefill attention (FlashAttention-style tiles over the placement). A chunk is
+ * n query rows of sequence seq at positions first..first+n-1, its queries at rows row0.. of q
+ * (row r, query head h at q + r * q_stride + h * head_dim, bf16 bits), seeing tokens
+ * 0..position of its sequence's layer K/V (already appended). kvg_prefill_tiles cuts chunks
+ * (host) into tiles of up to 64 rows, longest context first, into tiles (room for
+ * kvg_prefill_max_tiles); the tiles go to the device and kvg_prefill_attention runs them all in
+ * one launch, writing bf16 rows of out the same way (out_stride). */
+typedef struct kvg_prefill_chunk {
+    uint32_t seq, row0, first, n;
+} kvg_prefill_chunk;
+typedef struct kvg_prefill_tile {
+    uint32_t seq, row0, pos0, n_rows;
+} kvg_prefill_tile;
+uint32_t kvg_prefill_max_tiles(uint32_t n_tokens, uint32_t n_chunks);
+uint32_t kvg_prefill_tiles(const kvg_prefill_chunk *chunks, uint32_t n_chunks,
+                           kvg_prefill_tile *tiles);
+kv_status kvg_prefill_attention(const kvg_format *f, uint32_t n_q_heads, uint32_t layer,
+                                const kvg_seqdesc *descs, const kvg_prefill_tile *tiles,
+                                uint32_t n_tiles, const uint16_t *q, uint64_t q_stride,
+                                uint16_t *out, uint64_t out_stride, cudaStream_t stream,
+                                kv_err *err);
+
+/* y[m][n] = x[m][k] W^T (+ y when accumulate), W stored [n][k] (an nn.Linear weight), bf16
+ * bits, fp32 accumulation, for 1..KVG_GEMV_MAX_M rows (decode at batch <= 4); k % 8 == 0. */
+#define KVG_GEMV_MAX_M 4
+kv_status kvg_gemv_bf16(const uint16_t *x, const uint16_t *w, uint16_t *y, uint32_t m, uint32_t n,
+                        uint32_t k, bool accumulate, cudaStream_t stream, kv_err *err);
 
 /* Copy every row of from (its n_tokens) to the same rows of to: fork copies, extent moves. */
 kv_status kvg_copy_rows(const kvg_seqdesc *from, const kvg_seqdesc *to, uint32_t n_tensors,

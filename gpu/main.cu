@@ -1,7 +1,7 @@
 /* main.cu — kvgpu: the allocator's decisions realized on a CUDA GPU.
  *
  *   kvgpu test    kernels and swaps against CPU float64 references (make gpu-test)
- *   kvgpu bench   bandwidths and costs against the measured limits of DESIGN.md §4
+ *   kvgpu bench   the device's limits, then bandwidths, costs and executor times against them
  *   kvgpu replay     kvsim replay with every allocator decision and step run on the GPU
  *   kvgpu calibrate  fit kvsim's cost model to measured steps, swaps and maps
  *   kvgpu validate   a trace on the GPU and in calibrated kvsim, side by side
@@ -17,10 +17,11 @@ int kvgpu_validate_main(int argc, char **argv);
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: kvgpu test | bench [-o DIR] | replay TRACE --strategy S [kvsim replay\n"
+    fprintf(f, "usage: kvgpu test | bench [-o DIR] [SECTION...] | replay TRACE --strategy S [kvsim replay\n"
                "       options] [--attn-layers K (1)] [--q-per-kv G (4)] -o DIR\n"
                "  test    every kernel and swap path against a CPU float64 reference\n"
-               "  bench   decode attention, append, swap and VMM figures (DESIGN.md §4 limits)\n"
+               "  bench   the device's limits, then attention, prefill, append, swap, vmm and\n"
+               "          model figures against them (-o DIR; default results/gpu/<device>)\n"
                "  replay  kvsim's engine, every decision realized on the GPU; kvsim's outputs\n"
                "          plus gpu_steps.csv and gpu_summary.json; --decision-log FILE;\n"
                "          --model-exec: the model executor runs every step and its measured\n"

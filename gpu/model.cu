@@ -4,13 +4,23 @@
  *
  * Per layer: RMSNorm; QKV projection (cuBLAS bf16 GEMM, fp32 accumulate); RoPE on Q and K;
  * K and V appended at the allocator's placement (kvg_append, quantized for compressed KV);
- * attention through the placement (decode tokens: kvg_attention; a prefill chunk of c > 1
- * tokens: its context gathered from the placement, dequantized, into a contiguous buffer, then
- * per query head S = Q K^T and O = P V as batched GEMMs around a causal softmax, in blocks of
- * queries); output projection added to the residual by the GEMM (beta = 1); RMSNorm; the gated
- * MLP (one GEMM for gate and up, SiLU(gate) x up, the down GEMM added to the residual). Then the
- * final norm and the LM head for the last token of every sequence. With --layers K < L only K
- * layers run and the step's time is scaled by L / K (stated in the outputs).
+ * attention through the placement (decode tokens: kvg_attention, split-K; prefill chunks:
+ * kvg_prefill_attention, one fused FlashAttention-style launch for every chunk of the step);
+ * output projection added to the residual by the GEMM (beta = 1); RMSNorm; the gated MLP (one
+ * GEMM for gate and up, SiLU(gate) x up, the down GEMM added to the residual). Then the final
+ * norm of the last token of every sequence (rows gathered on the device) and the LM head.
+ * With --layers K < L only K layers run and the step's time is scaled by L / K (stated in the
+ * outputs).
+ *
+ * Serving-engine mechanics, as vLLM: everything runs on one non-blocking stream of the
+ * executor; a step's inputs (token rows' sequences and positions, the rows whose logits are
+ * needed, the prefill tiles) go up in one copy from pinned memory; a decode-only step of B
+ * sequences is padded to a batch-size bucket (1, 2, 4, 8, 16, 24, ... 512, as vLLM's
+ * cudagraph_capture_sizes) with rows of no sequence (KVG_NO_SEQ: no KV written, zero
+ * attention) and replayed as a CUDA graph captured on the bucket's first use (cuBLAS with a
+ * fixed workspace, so that capture allocates nothing). Steps with a prefill chunk run eagerly
+ * on the same stream. The captured graphs hold the device descriptor array and the format; a
+ * step with others recaptures.
  */
 #include "kvgpu.h"
 #include "cuda_check.h"
@@ -22,9 +32,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <algorithm>
 #include <vector>
 
-enum { HEAD_DIM = 128, Q_BLOCK = 512 };
+enum { HEAD_DIM = 128, LM_ROWS = 256, N_BUCKETS = 67 };
+
+/* vLLM's capture sizes: 1, 2, 4, then multiples of 8 up to 512. */
+static uint32_t bucket_size(uint32_t k)
+{
+    return k < 3 ? 1u << k : 8 * (k - 2);
+}
+
+static int bucket_of(uint32_t batch)
+{
+    for (int k = 0; k < N_BUCKETS; k++)
+        if (bucket_size(k) >= batch)
+            return k;
+    return -1;
+}
 
 #define CUBLAS_TRY(call)                                                                           \
     do {                                                                                           \
@@ -46,19 +71,34 @@ struct kvg_model {
     std::vector<layer_w> w;
     bf16 *final_norm, *lm_head, *embed;
     uint64_t weight_bytes;
-    /* activations */
+    /* activations, for rows_cap token rows */
+    uint32_t rows_cap, max_decode, max_tiles;
     bf16 *x, *xn, *qkv, *qc, *attn, *gu, *h, *logits_in;
-    float *attn_f;
     bf16 *logits;
-    uint32_t max_decode;
     void *attn_work;
-    bf16 *kbuf, *vbuf, *p;
-    float *s;
-    uint32_t *tseq, *tpos, *last_rows;
-    const void **ptrs; /* batched GEMM pointer arrays (device) */
+    /* a step's inputs: [tseq rows_cap][tpos rows_cap][last rows_cap][tiles], pinned and device */
+    uint32_t *in_h, *in_d;
+    size_t in_bytes;
+    void *blas_ws;
     cublasHandle_t blas;
-    cudaEvent_t e0, e1;
+    cudaStream_t stream;
+    cudaEvent_t e0, e1, ready;
+    /* small-batch GEMMs: per shape, whether kvg_gemv_bf16 beat cuBLAS (timed before a decode
+     * bucket of <= KVG_GEMV_MAX_M rows is captured, while tuning is set) */
+    struct gemm_choice {
+        int m, n, k;
+        bool acc, gemv;
+    };
+    std::vector<gemm_choice> choices;
+    bool tuning;
+    cudaEvent_t t0, t1;
+    /* decode graphs per bucket, valid for graph_descs and graph_fmt */
+    cudaGraphExec_t graph[N_BUCKETS];
+    const kvg_seqdesc *graph_descs;
+    kvg_format graph_fmt;
 };
+
+static const size_t BLAS_WS_BYTES = 32u << 20; /* PyTorch's cuBLAS workspace on Hopper */
 
 /* ------------------------------------------------------------------------- kernels --- */
 
@@ -137,60 +177,94 @@ __global__ void silu_mul_kernel(const bf16 *gu, bf16 *h, uint32_t inter, size_t 
     }
 }
 
-__global__ void to_bf16_kernel(const float *a, bf16 *b, size_t n)
+/* y[i] = x[rows[i]] / rms(x[rows[i]]) * g: the final norm of the rows whose logits are needed,
+ * gathered on the device (one block per output row). */
+__global__ void norm_rows_kernel(const bf16 *x, const uint32_t *rows, const bf16 *g, bf16 *y,
+                                 uint32_t dim)
 {
-    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n;
-         k += (size_t)gridDim.x * blockDim.x)
-        b[k] = __float2bfloat16(a[k]);
-}
-
-/* Causal softmax of S rows (query block rows q0.., context ctx, queries at pos0 + row) into P,
- * scaled by 1/sqrt(d). One block per (row, head). */
-__global__ void softmax_kernel(const float *s, bf16 *p, uint32_t rows, uint32_t ctx, uint32_t pos0)
-{
-    uint32_t r = blockIdx.x, h = blockIdx.y;
-    const float *sr = s + ((size_t)h * rows + r) * ctx;
-    bf16 *pr = p + ((size_t)h * rows + r) * ctx;
-    uint32_t n = min(ctx, pos0 + r + 1);
-    const float scale = rsqrtf((float)HEAD_DIM);
+    const bf16 *xr = x + (size_t)rows[blockIdx.x] * dim;
+    bf16 *yr = y + (size_t)blockIdx.x * dim;
+    float ss = 0;
+    for (uint32_t i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = __bfloat162float(xr[i]);
+        ss += v * v;
+    }
     __shared__ float red[32];
-    float m = -INFINITY;
-    for (uint32_t i = threadIdx.x; i < n; i += blockDim.x)
-        m = fmaxf(m, sr[i] * scale);
     for (int o = 16; o > 0; o >>= 1)
-        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+        ss += __shfl_xor_sync(0xffffffffu, ss, o);
     if (threadIdx.x % 32 == 0)
-        red[threadIdx.x / 32] = m;
+        red[threadIdx.x / 32] = ss;
     __syncthreads();
-    m = -INFINITY;
-    for (uint32_t k = 0; k < blockDim.x / 32; k++)
-        m = fmaxf(m, red[k]);
+    if (threadIdx.x < 32) {
+        ss = threadIdx.x < blockDim.x / 32 ? red[threadIdx.x] : 0;
+        for (int o = 16; o > 0; o >>= 1)
+            ss += __shfl_xor_sync(0xffffffffu, ss, o);
+        if (threadIdx.x == 0)
+            red[0] = rsqrtf(ss / dim + 1e-5f);
+    }
     __syncthreads();
-    float l = 0;
-    for (uint32_t i = threadIdx.x; i < n; i += blockDim.x)
-        l += __expf(sr[i] * scale - m);
-    for (int o = 16; o > 0; o >>= 1)
-        l += __shfl_xor_sync(0xffffffffu, l, o);
-    if (threadIdx.x % 32 == 0)
-        red[threadIdx.x / 32] = l;
-    __syncthreads();
-    l = 0;
-    for (uint32_t k = 0; k < blockDim.x / 32; k++)
-        l += red[k];
-    for (uint32_t i = threadIdx.x; i < ctx; i += blockDim.x)
-        pr[i] = __float2bfloat16(i < n ? __expf(sr[i] * scale - m) / l : 0.0f);
+    float r = red[0];
+    for (uint32_t i = threadIdx.x; i < dim; i += blockDim.x)
+        yr[i] = __float2bfloat16(__bfloat162float(xr[i]) * r * __bfloat162float(g[i]));
 }
 
 /* ------------------------------------------------------------------------ helpers --- */
 
-/* Row-major C[m x n] = A[m x k] B[k x n] (+ C when accumulate), bf16 in and out. */
-static kv_status gemm(kvg_model *M, const bf16 *a, const bf16 *b, bf16 *c, int m, int n, int k,
-                      bool accumulate, kv_err *err)
+/* Row-major C[m x n] = A[m x k] W^T (+ C when accumulate), W stored [n][k] as a PyTorch
+ * nn.Linear weight [out][in]; bf16 in and out, fp32 accumulate. The same cuBLAS call as
+ * F.linear (transa T, transb N). With weights stored [k][n] (transa N) a decode step at batch
+ * 1 / context 1k took 6.12 ms on the H200, with this layout 5.13-5.27 ms (PyTorch 4.72); the
+ * attention, also changed between those runs, is under 2% of such a step. */
+static kv_status cublas_gemm(kvg_model *M, const bf16 *a, const bf16 *w, bf16 *c, int m, int n,
+                             int k, bool accumulate, kv_err *err)
 {
     const float one = 1, zero = 0;
-    CUBLAS_TRY(cublasGemmEx(M->blas, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, b, CUDA_R_16BF, n,
+    CUBLAS_TRY(cublasGemmEx(M->blas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, w, CUDA_R_16BF, k,
                             a, CUDA_R_16BF, k, accumulate ? &one : &zero, c, CUDA_R_16BF, n,
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return KV_OK;
+}
+
+/* Row-major C[m x n] = A[m x k] W^T (+ C when accumulate), W stored [n][k] as a PyTorch
+ * nn.Linear weight [out][in]; bf16 in and out, fp32 accumulate. The same cuBLAS call as
+ * F.linear (transa T, transb N). With weights stored [k][n] (transa N) a decode step at batch
+ * 1 / context 1k took 6.12 ms on the H200, with this layout 5.13-5.27 ms (PyTorch 4.72); the
+ * attention, also changed between those runs, is under 2% of such a step. For m <= KVG_GEMV_MAX_M the shape's faster of cuBLAS
+ * and kvg_gemv_bf16 is used, as timed once (median of 5 on the executor's stream) while
+ * M->tuning is set; untimed shapes use cuBLAS. */
+static kv_status gemm(kvg_model *M, const bf16 *a, const bf16 *w, bf16 *c, int m, int n, int k,
+                      bool accumulate, kv_err *err)
+{
+    if (m > KVG_GEMV_MAX_M || k % 8 != 0)
+        return cublas_gemm(M, a, w, c, m, n, k, accumulate, err);
+    for (const auto &ch : M->choices)
+        if (ch.m == m && ch.n == n && ch.k == k && ch.acc == accumulate)
+            return ch.gemv ? kvg_gemv_bf16((const uint16_t *)a, (const uint16_t *)w,
+                                           (uint16_t *)c, m, n, k, accumulate, M->stream, err)
+                           : cublas_gemm(M, a, w, c, m, n, k, accumulate, err);
+    if (!M->tuning)
+        return cublas_gemm(M, a, w, c, m, n, k, accumulate, err);
+    double med[2];
+    for (int v = 0; v < 2; v++) {
+        std::vector<float> ts;
+        for (int it = 0; it < 6; it++) {
+            CUDA_TRY(cudaEventRecord(M->t0, M->stream));
+            kv_status st = v ? kvg_gemv_bf16((const uint16_t *)a, (const uint16_t *)w,
+                                             (uint16_t *)c, m, n, k, accumulate, M->stream, err)
+                             : cublas_gemm(M, a, w, c, m, n, k, accumulate, err);
+            if (st != KV_OK)
+                return st;
+            CUDA_TRY(cudaEventRecord(M->t1, M->stream));
+            CUDA_TRY(cudaEventSynchronize(M->t1));
+            float ms = 0;
+            CUDA_TRY(cudaEventElapsedTime(&ms, M->t0, M->t1));
+            if (it > 0)
+                ts.push_back(ms);
+        }
+        std::sort(ts.begin(), ts.end());
+        med[v] = ts[ts.size() / 2];
+    }
+    M->choices.push_back({m, n, k, accumulate, med[1] < med[0]});
     return KV_OK;
 }
 
@@ -260,7 +334,14 @@ kv_status kvg_model_create(const kv_model *m, uint32_t layers, uint32_t max_toke
         st = init_w(&M->lm_head, (size_t)H * m->vocab, seed + 8, ws, M, err);
     if (st == KV_OK)
         st = init_w(&M->embed, (size_t)max_tokens * H, seed + 9, 1.0f, M, err);
-    size_t T = max_tokens;
+    /* room for a step's rows and for the largest decode bucket */
+    int kb = bucket_of(M->max_decode);
+    M->rows_cap = max_tokens;
+    if (kb >= 0 && bucket_size(kb) > M->rows_cap)
+        M->rows_cap = bucket_size(kb);
+    M->max_tiles = kvg_prefill_max_tiles(max_tokens, max_tokens);
+    size_t T = M->rows_cap;
+    M->in_bytes = 3 * T * 4 + (size_t)M->max_tiles * sizeof(kvg_prefill_tile);
     struct {
         void **p;
         size_t bytes;
@@ -271,33 +352,49 @@ kv_status kvg_model_create(const kv_model *m, uint32_t layers, uint32_t max_toke
         {(void **)&M->qkv, T * M->qkv_dim * 2, "qkv"},
         {(void **)&M->qc, T * M->hq * HEAD_DIM * 2, "q"},
         {(void **)&M->attn, T * M->hq * HEAD_DIM * 2, "attention out"},
-        {(void **)&M->attn_f, T * M->hq * HEAD_DIM * 4, "attention out (f32)"},
         {(void **)&M->gu, T * 2 * I * 2, "gate/up"},
         {(void **)&M->h, T * I * 2, "mlp hidden"},
         {(void **)&M->logits_in, T * H * 2, "lm head input"},
-        {(void **)&M->logits, (size_t)256 * m->vocab * 2, "logits"},
-        {(void **)&M->kbuf, (size_t)max_context * M->hkv * HEAD_DIM * 2, "K context"},
-        {(void **)&M->vbuf, (size_t)max_context * M->hkv * HEAD_DIM * 2, "V context"},
-        {(void **)&M->s, (size_t)Q_BLOCK * max_context * M->hq * 4, "scores"},
-        {(void **)&M->p, (size_t)Q_BLOCK * max_context * M->hq * 2, "weights"},
-        {(void **)&M->tseq, T * 4, "token sequences"},
-        {(void **)&M->tpos, T * 4, "token positions"},
-        {(void **)&M->last_rows, T * 4, "last rows"},
-        {(void **)&M->ptrs, (size_t)5 * M->hq * sizeof(void *), "pointer arrays"},
+        {(void **)&M->logits, (size_t)LM_ROWS * m->vocab * 2, "logits"},
+        {(void **)&M->in_d, M->in_bytes, "step inputs"},
+        {&M->blas_ws, BLAS_WS_BYTES, "cuBLAS workspace"},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0] && st == KV_OK; i++)
         st = alloc_dev(bufs[i].p, bufs[i].bytes, bufs[i].what, err);
+    /* decode attention runs for at most the largest bucket's rows (or max_decode eagerly);
+     * sizing its partials for every step row took 4.4 GB at 8192 rows and 8192 tokens */
+    uint32_t decode_rows = kb >= 0 && bucket_size(kb) > M->max_decode ? bucket_size(kb)
+                                                                       : M->max_decode;
     if (st == KV_OK)
-        st = alloc_dev(&M->attn_work, kvg_attention_work_bytes(NULL, M->hq, M->max_decode, max_context),
+        st = alloc_dev(&M->attn_work,
+                       kvg_attention_work_bytes(NULL, M->hq, decode_rows, max_context),
                        "attention work", err);
+    if (st == KV_OK)
+        CUDA_TRY(cudaHostAlloc((void **)&M->in_h, M->in_bytes, cudaHostAllocDefault));
     if (st == KV_OK && cublasCreate(&M->blas) != CUBLAS_STATUS_SUCCESS)
         st = kv_errorf(err, KV_ERR_INPUT, "kvgpu model: cublasCreate failed");
     if (st == KV_OK) {
+        CUDA_TRY(cudaStreamCreateWithFlags(&M->stream, cudaStreamNonBlocking));
+        CUBLAS_TRY(cublasSetStream(M->blas, M->stream));
+        CUBLAS_TRY(cublasSetWorkspace(M->blas, M->blas_ws, BLAS_WS_BYTES));
         CUDA_TRY(cudaEventCreate(&M->e0));
         CUDA_TRY(cudaEventCreate(&M->e1));
+        CUDA_TRY(cudaEventCreateWithFlags(&M->ready, cudaEventDisableTiming));
+        CUDA_TRY(cudaEventCreate(&M->t0));
+        CUDA_TRY(cudaEventCreate(&M->t1));
         st = cuda_sync(err, "making the model's weights");
     }
     return st;
+}
+
+static void drop_graphs(kvg_model *M)
+{
+    for (int k = 0; k < N_BUCKETS; k++)
+        if (M->graph[k]) {
+            cudaGraphExecDestroy(M->graph[k]);
+            M->graph[k] = NULL;
+        }
+    M->graph_descs = NULL;
 }
 
 void kvg_model_destroy(kvg_model **mp)
@@ -313,14 +410,21 @@ void kvg_model_destroy(kvg_model **mp)
         cudaFree(w.norm1);
         cudaFree(w.norm2);
     }
-    void *bufs[] = {M->final_norm, M->lm_head, M->embed,  M->x,         M->xn,     M->qkv,
-                    M->qc,         M->attn,    M->attn_f, M->gu,        M->h,      M->logits_in,
-                    M->logits,     M->kbuf,    M->vbuf,   M->s,         M->p,      M->tseq,
-                    M->tpos,       M->last_rows, (void *)M->ptrs, M->attn_work};
+    drop_graphs(M);
+    void *bufs[] = {M->final_norm, M->lm_head, M->embed, M->x,      M->xn,     M->qkv,
+                    M->qc,         M->attn,    M->gu,    M->h,      M->logits_in, M->logits,
+                    M->in_d,       M->blas_ws, M->attn_work};
     for (void *b : bufs)
         cudaFree(b);
+    cudaFreeHost(M->in_h);
     if (M->blas)
         cublasDestroy(M->blas);
+    if (M->stream)
+        cudaStreamDestroy(M->stream);
+    cudaEvent_t evs[] = {M->e0, M->e1, M->ready, M->t0, M->t1};
+    for (cudaEvent_t e : evs)
+        if (e)
+            cudaEventDestroy(e);
     delete M;
     *mp = NULL;
 }
@@ -330,6 +434,14 @@ uint64_t kvg_model_weight_bytes(const kvg_model *M)
     return M->weight_bytes;
 }
 
+void kvg_model_gemv_choices(const kvg_model *M, uint32_t *n_shapes, uint32_t *n_gemv)
+{
+    *n_shapes = (uint32_t)M->choices.size();
+    *n_gemv = 0;
+    for (const auto &c : M->choices)
+        *n_gemv += c.gemv;
+}
+
 uint32_t kvg_model_layers(const kvg_model *M)
 {
     return M->layers;
@@ -337,147 +449,168 @@ uint32_t kvg_model_layers(const kvg_model *M)
 
 /* --------------------------------------------------------------------------- step --- */
 
-/* Attention of one prefill chunk (seq, positions first..first+c-1) for layer l, through
- * gathered K/V and batched GEMMs, into M->attn rows row0... */
-static kv_status prefill_attention(kvg_model *M, const kvg_format *f, const kvg_seqdesc *host_desc,
-                                   uint32_t layer, uint32_t row0, uint32_t first, uint32_t c,
-                                   kv_err *err)
+/* The forward pass over T rows on M's stream (eager, or being captured): n_decode decode rows
+ * first (their sequences and positions in the step inputs; padding rows have KVG_NO_SEQ), then
+ * the prefill chunks' rows (n_tiles tiles in the inputs); logits for n_last rows. */
+static kv_status forward(kvg_model *M, const kvg_format *f, const kvg_seqdesc *descs_d, uint32_t T,
+                         uint32_t n_decode, uint32_t n_tiles, uint32_t n_last, kv_err *err)
 {
-    uint32_t ctx = first + c, G = M->hq / M->hkv, kvd = M->hkv * HEAD_DIM;
-    kvg_seqdesc d = *host_desc;
-    d.n_tokens = ctx;
-    kv_status st = kvg_gather_layer(f, &d, layer, M->kbuf, M->vbuf, err);
+    uint32_t H = M->m.hidden, I = M->m.intermediate, R = M->rows_cap;
+    const uint32_t *tseq = M->in_d, *tpos = M->in_d + R, *last = M->in_d + 2 * R;
+    const kvg_prefill_tile *tiles = (const kvg_prefill_tile *)(M->in_d + 3 * R);
+    cudaStream_t S = M->stream;
+    uint64_t qstride = (uint64_t)M->hq * HEAD_DIM;
+    CUDA_TRY(cudaMemcpyAsync(M->x, M->embed, (size_t)T * H * 2, cudaMemcpyDeviceToDevice, S));
+    kv_status st = KV_OK;
+    for (uint32_t l = 0; l < M->layers && st == KV_OK; l++) {
+        const layer_w *w = &M->w[l];
+        rmsnorm_kernel<<<T, 256, 0, S>>>(M->x, w->norm1, M->xn, H);
+        LAUNCH_CHECK("rmsnorm_kernel");
+        if ((st = gemm(M, M->xn, w->qkv, M->qkv, T, M->qkv_dim, H, false, err)) != KV_OK)
+            break;
+        rope_kernel<<<dim3(T, M->hq + M->hkv), 64, 0, S>>>(M->qkv, M->qc, tpos, M->hq, M->hkv);
+        LAUNCH_CHECK("rope_kernel");
+        st = kvg_append_strided_on(f, 2 * l, 2, M->qkv_dim, descs_d, tseq, tpos, T,
+                                   (const uint16_t *)(M->qkv + M->hq * HEAD_DIM), S, err);
+        if (st == KV_OK && n_decode > 0)
+            st = kvg_attention_on(f, M->hq, l, descs_d, tseq, tpos, n_decode, M->max_context,
+                                  (const uint16_t *)M->qc, NULL, (uint16_t *)M->attn,
+                                  M->attn_work, S, err);
+        if (st == KV_OK && n_tiles > 0)
+            st = kvg_prefill_attention(f, M->hq, l, descs_d, tiles, n_tiles,
+                                       (const uint16_t *)M->qc, qstride, (uint16_t *)M->attn,
+                                       qstride, S, err);
+        if (st != KV_OK)
+            break;
+        if ((st = gemm(M, M->attn, w->o, M->x, T, H, M->hq * HEAD_DIM, true, err)) != KV_OK)
+            break;
+        rmsnorm_kernel<<<T, 256, 0, S>>>(M->x, w->norm2, M->xn, H);
+        LAUNCH_CHECK("rmsnorm_kernel");
+        if ((st = gemm(M, M->xn, w->gu, M->gu, T, 2 * I, H, false, err)) != KV_OK)
+            break;
+        silu_mul_kernel<<<1024, 256, 0, S>>>(M->gu, M->h, I, (size_t)T * I);
+        LAUNCH_CHECK("silu_mul_kernel");
+        st = gemm(M, M->h, w->down, M->x, T, H, I, true, err);
+    }
     if (st != KV_OK)
         return st;
-    const float one = 1, zero = 0;
-    for (uint32_t q0 = 0; q0 < c; q0 += Q_BLOCK) {
-        uint32_t rows = c - q0 < (uint32_t)Q_BLOCK ? c - q0 : (uint32_t)Q_BLOCK;
-        /* S_h[rows x ctx] = Q_h K_kh^T; O_h = P_h V_kh */
-        std::vector<const void *> ptr(5 * M->hq);
-        for (uint32_t h = 0; h < M->hq; h++) {
-            ptr[h] = M->kbuf + (size_t)(h / G) * HEAD_DIM;
-            ptr[M->hq + h] = M->qc + ((size_t)(row0 + q0) * M->hq + h) * HEAD_DIM;
-            ptr[2 * M->hq + h] = M->s + (size_t)h * rows * ctx;
-            ptr[3 * M->hq + h] = M->vbuf + (size_t)(h / G) * HEAD_DIM;
-            ptr[4 * M->hq + h] = M->p + (size_t)h * rows * ctx;
-        }
-        CUDA_TRY(cudaMemcpyAsync(M->ptrs, ptr.data(), ptr.size() * sizeof(void *),
-                                 cudaMemcpyHostToDevice));
-        const void **P = M->ptrs;
-        CUBLAS_TRY(cublasGemmBatchedEx(M->blas, CUBLAS_OP_T, CUBLAS_OP_N, ctx, rows, HEAD_DIM, &one,
-                                       P, CUDA_R_16BF, kvd, P + M->hq, CUDA_R_16BF,
-                                       M->hq * HEAD_DIM, &zero, (void *const *)(P + 2 * M->hq),
-                                       CUDA_R_32F, ctx, M->hq, CUBLAS_COMPUTE_32F,
-                                       CUBLAS_GEMM_DEFAULT));
-        softmax_kernel<<<dim3(rows, M->hq), 256>>>(M->s, M->p, rows, ctx, first + q0);
-        LAUNCH_CHECK("softmax_kernel");
-        /* O_h (rows x d, ld hq*d) = P_h (rows x ctx) V_kh (ctx x d, ld kvd) */
-        std::vector<const void *> optr(M->hq);
-        for (uint32_t h = 0; h < M->hq; h++)
-            optr[h] = M->attn + ((size_t)(row0 + q0) * M->hq + h) * HEAD_DIM;
-        CUDA_TRY(cudaMemcpyAsync(M->ptrs + 2 * M->hq, optr.data(), M->hq * sizeof(void *),
-                                 cudaMemcpyHostToDevice));
-        CUBLAS_TRY(cublasGemmBatchedEx(M->blas, CUBLAS_OP_N, CUBLAS_OP_N, HEAD_DIM, rows, ctx, &one,
-                                       P + 3 * M->hq, CUDA_R_16BF, kvd, P + 4 * M->hq, CUDA_R_16BF,
-                                       ctx, &zero, (void *const *)(P + 2 * M->hq), CUDA_R_16BF,
-                                       M->hq * HEAD_DIM, M->hq, CUBLAS_COMPUTE_32F,
-                                       CUBLAS_GEMM_DEFAULT));
-        /* the pointer arrays are rewritten next block: wait for this one's GEMMs */
-        CUDA_TRY(cudaStreamSynchronize(0));
+    /* the last token of every sequence: final norm of the gathered rows, LM head */
+    norm_rows_kernel<<<n_last, 256, 0, S>>>(M->x, last, M->final_norm, M->logits_in, H);
+    LAUNCH_CHECK("norm_rows_kernel");
+    for (uint32_t r0 = 0; r0 < n_last && st == KV_OK; r0 += LM_ROWS) {
+        uint32_t rows = n_last - r0 < (uint32_t)LM_ROWS ? n_last - r0 : (uint32_t)LM_ROWS;
+        st = gemm(M, M->logits_in + (size_t)r0 * H, M->lm_head, M->logits, rows, M->m.vocab, H,
+                  false, err);
     }
-    return KV_OK;
+    return st;
 }
 
 kv_status kvg_model_step(kvg_model *M, const kvg_format *f, const kvg_seqdesc *descs_d,
                          const kvg_seqdesc *descs_h, const kv_step_seq *seqs, uint32_t n_seqs,
                          float *ms, kv_err *err)
 {
+    (void)descs_h;
     *ms = 0;
     /* rows: every decode token (n == 1) first, then the prefill chunks */
-    std::vector<uint32_t> tseq, tpos, last;
-    std::vector<uint32_t> chunk_idx;
-    for (uint32_t i = 0; i < n_seqs; i++)
-        if (seqs[i].n == 1) {
-            tseq.push_back(seqs[i].seq);
-            tpos.push_back(seqs[i].first);
-            last.push_back((uint32_t)tseq.size() - 1);
-        } else {
-            chunk_idx.push_back(i);
-        }
-    uint32_t n_decode = (uint32_t)tseq.size();
-    std::vector<uint32_t> chunk_row;
-    for (uint32_t i : chunk_idx) {
-        chunk_row.push_back((uint32_t)tseq.size());
-        for (uint32_t k = 0; k < seqs[i].n; k++) {
-            tseq.push_back(seqs[i].seq);
-            tpos.push_back(seqs[i].first + k);
-        }
-        last.push_back((uint32_t)tseq.size() - 1);
+    uint32_t R = M->rows_cap, n_decode = 0, T = 0;
+    for (uint32_t i = 0; i < n_seqs; i++) {
+        n_decode += seqs[i].n == 1;
+        T += seqs[i].n;
     }
-    uint32_t T = (uint32_t)tseq.size();
     if (T == 0)
         return KV_OK;
     if (T > M->max_tokens || n_decode > M->max_decode)
         return kv_errorf(err, KV_ERR_INPUT,
                          "kvgpu model: %u tokens (%u decoding) in a step, room for %u (%u)", T,
                          n_decode, M->max_tokens, M->max_decode);
-    uint32_t H = M->m.hidden, I = M->m.intermediate;
-    CUDA_TRY(cudaEventRecord(M->e0));
-    CUDA_TRY(cudaMemcpyAsync(M->tseq, tseq.data(), T * 4, cudaMemcpyHostToDevice));
-    CUDA_TRY(cudaMemcpyAsync(M->tpos, tpos.data(), T * 4, cudaMemcpyHostToDevice));
-    CUDA_TRY(cudaMemcpyAsync(M->x, M->embed, (size_t)T * H * 2, cudaMemcpyDeviceToDevice));
-    kv_status st = KV_OK;
-    for (uint32_t l = 0; l < M->layers && st == KV_OK; l++) {
-        const layer_w *w = &M->w[l];
-        rmsnorm_kernel<<<T, 256>>>(M->x, w->norm1, M->xn, H);
-        LAUNCH_CHECK("rmsnorm_kernel");
-        if ((st = gemm(M, M->xn, w->qkv, M->qkv, T, M->qkv_dim, H, false, err)) != KV_OK)
-            break;
-        rope_kernel<<<dim3(T, M->hq + M->hkv), 64>>>(M->qkv, M->qc, M->tpos, M->hq, M->hkv);
-        LAUNCH_CHECK("rope_kernel");
-        st = kvg_append_strided(f, 2 * l, 2, M->qkv_dim, descs_d, M->tseq, M->tpos, T,
-                                (const uint16_t *)(M->qkv + M->hq * HEAD_DIM), err);
-        if (st == KV_OK && n_decode > 0) {
-            st = kvg_attention(f, M->hq, l, descs_d, M->tseq, M->tpos, n_decode, M->max_context,
-                               (const uint16_t *)M->qc, M->attn_f, M->attn_work, err);
-            size_t n = (size_t)n_decode * M->hq * HEAD_DIM;
-            to_bf16_kernel<<<256, 256>>>(M->attn_f, M->attn, n);
-            LAUNCH_CHECK("to_bf16_kernel");
+    bool decode_only = n_decode == n_seqs;
+    int kb = decode_only ? bucket_of(n_decode) : -1;
+    if (kb >= 0 && bucket_size(kb) > R)
+        kb = -1; /* no room to pad: run it eagerly */
+    uint32_t rows = kb >= 0 ? bucket_size(kb) : T;
+    uint32_t *tseq = M->in_h, *tpos = M->in_h + R, *last = M->in_h + 2 * R;
+    kvg_prefill_tile *tiles = (kvg_prefill_tile *)(M->in_h + 3 * R);
+    uint32_t r = 0;
+    for (uint32_t i = 0; i < n_seqs; i++)
+        if (seqs[i].n == 1) {
+            tseq[r] = seqs[i].seq;
+            tpos[r] = seqs[i].first;
+            last[r] = r;
+            r++;
         }
-        for (size_t k = 0; k < chunk_idx.size() && st == KV_OK; k++) {
-            const kv_step_seq *c = &seqs[chunk_idx[k]];
-            st = prefill_attention(M, f, &descs_h[c->seq], l, chunk_row[k], c->first, c->n, err);
-        }
-        if (st != KV_OK)
-            break;
-        if ((st = gemm(M, M->attn, w->o, M->x, T, H, M->hq * HEAD_DIM, true, err)) != KV_OK)
-            break;
-        rmsnorm_kernel<<<T, 256>>>(M->x, w->norm2, M->xn, H);
-        LAUNCH_CHECK("rmsnorm_kernel");
-        if ((st = gemm(M, M->xn, w->gu, M->gu, T, 2 * I, H, false, err)) != KV_OK)
-            break;
-        silu_mul_kernel<<<1024, 256>>>(M->gu, M->h, I, (size_t)T * I);
-        LAUNCH_CHECK("silu_mul_kernel");
-        st = gemm(M, M->h, w->down, M->x, T, H, I, true, err);
+    for (; r < rows && decode_only; r++) { /* padding rows of the bucket */
+        tseq[r] = KVG_NO_SEQ;
+        tpos[r] = 0;
+        last[r] = r;
     }
+    std::vector<kvg_prefill_chunk> chunks;
+    uint32_t n_last = n_decode;
+    for (uint32_t i = 0; i < n_seqs; i++)
+        if (seqs[i].n != 1) {
+            chunks.push_back({seqs[i].seq, r, seqs[i].first, seqs[i].n});
+            for (uint32_t k = 0; k < seqs[i].n; k++, r++) {
+                tseq[r] = seqs[i].seq;
+                tpos[r] = seqs[i].first + k;
+            }
+            last[n_last++] = r - 1;
+        }
+    uint32_t n_tiles = chunks.empty()
+                           ? 0
+                           : kvg_prefill_tiles(chunks.data(), (uint32_t)chunks.size(), tiles);
+    if (decode_only)
+        n_last = rows;
+    /* after the caller's work on the legacy stream (descriptor and table uploads) */
+    CUDA_TRY(cudaEventRecord(M->ready, 0));
+    CUDA_TRY(cudaStreamWaitEvent(M->stream, M->ready, 0));
+    kv_status st = KV_OK;
+    if (kb >= 0 && (M->graph_descs != descs_d || memcmp(&M->graph_fmt, f, sizeof *f) != 0)) {
+        drop_graphs(M);
+        M->graph_descs = descs_d;
+        M->graph_fmt = *f;
+    }
+    size_t in_used = 3 * (size_t)R * 4 + (size_t)n_tiles * sizeof(kvg_prefill_tile);
+    if (kb >= 0 && M->graph[kb] == NULL && rows <= KVG_GEMV_MAX_M) {
+        /* time the small GEMMs' two ways in an eager run first (its KV writes are the ones
+         * the graph makes again) */
+        CUDA_TRY(cudaMemcpyAsync(M->in_d, M->in_h, in_used, cudaMemcpyHostToDevice, M->stream));
+        M->tuning = true;
+        st = forward(M, f, descs_d, rows, rows, 0, rows, err);
+        M->tuning = false;
+        if (st != KV_OK)
+            return st;
+        CUDA_TRY(cudaStreamSynchronize(M->stream));
+    }
+    if (kb >= 0 && M->graph[kb] == NULL) { /* capture this bucket's decode step */
+        cudaGraph_t g = NULL;
+        CUDA_TRY(cudaStreamBeginCapture(M->stream, cudaStreamCaptureModeThreadLocal));
+        st = forward(M, f, descs_d, rows, rows, 0, rows, err);
+        cudaError_t e = cudaStreamEndCapture(M->stream, &g);
+        if (st != KV_OK) {
+            if (g)
+                cudaGraphDestroy(g);
+            return st;
+        }
+        if (e != cudaSuccess)
+            return kv_errorf(err, KV_ERR_INPUT, "kvgpu model: capturing a decode step of %u: %s",
+                             rows, cudaGetErrorString(e));
+        e = cudaGraphInstantiate(&M->graph[kb], g, 0);
+        cudaGraphDestroy(g);
+        if (e != cudaSuccess)
+            return kv_errorf(err, KV_ERR_INPUT, "kvgpu model: instantiating a decode graph: %s",
+                             cudaGetErrorString(e));
+        CUDA_TRY(cudaGraphUpload(M->graph[kb], M->stream));
+    }
+    CUDA_TRY(cudaEventRecord(M->e0, M->stream));
+    CUDA_TRY(cudaMemcpyAsync(M->in_d, M->in_h, in_used, cudaMemcpyHostToDevice, M->stream));
+    if (kb >= 0)
+        CUDA_TRY(cudaGraphLaunch(M->graph[kb], M->stream));
+    else
+        st = forward(M, f, descs_d, T, n_decode, n_tiles, n_last, err);
+    CUDA_TRY(cudaEventRecord(M->e1, M->stream));
+    CUDA_TRY(cudaEventSynchronize(M->e1));
     if (st != KV_OK)
         return st;
-    /* the last token of every sequence: final norm, LM head (256 rows at a time) */
-    uint32_t n_last = (uint32_t)last.size();
-    CUDA_TRY(cudaMemcpyAsync(M->last_rows, last.data(), n_last * 4, cudaMemcpyHostToDevice));
-    for (uint32_t i = 0; i < n_last; i++) /* gather rows: small, a copy each */
-        CUDA_TRY(cudaMemcpyAsync(M->logits_in + (size_t)i * H, M->x + (size_t)last[i] * H, H * 2,
-                                 cudaMemcpyDeviceToDevice));
-    rmsnorm_kernel<<<n_last, 256>>>(M->logits_in, M->final_norm, M->logits_in, H);
-    LAUNCH_CHECK("rmsnorm_kernel (final)");
-    for (uint32_t r0 = 0; r0 < n_last && st == KV_OK; r0 += 256) {
-        uint32_t rows = n_last - r0 < 256 ? n_last - r0 : 256;
-        st = gemm(M, M->logits_in + (size_t)r0 * H, M->lm_head, M->logits, rows,
-                  M->m.vocab, H, false, err);
-    }
-    CUDA_TRY(cudaEventRecord(M->e1));
-    CUDA_TRY(cudaEventSynchronize(M->e1));
     CUDA_TRY(cudaEventElapsedTime(ms, M->e0, M->e1));
     CUDA_TRY(cudaGetLastError());
-    return st;
+    return KV_OK;
 }

@@ -21,6 +21,10 @@ kv_status kvg_model_create(const kv_model *m, uint32_t layers, uint32_t max_toke
 void kvg_model_destroy(kvg_model **m);
 
 uint64_t kvg_model_weight_bytes(const kvg_model *m);
+
+/* Small-batch GEMM shapes timed so far (decode buckets of <= KVG_GEMV_MAX_M rows) and how many
+ * of them run kvg_gemv_bf16 rather than cuBLAS. */
+void kvg_model_gemv_choices(const kvg_model *m, uint32_t *n_shapes, uint32_t *n_gemv);
 uint32_t kvg_model_layers(const kvg_model *m);
 
 /* Run one step: seqs as the engine lists them (kv_step_work.seqs); descs by sequence id, on
