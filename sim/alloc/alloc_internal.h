@@ -79,6 +79,7 @@ typedef struct kv_paged {
     uint32_t *want;       /* breakdown scratch, one per block */
     uint32_t *touched;    /* breakdown scratch, one per sequence slot and group */
     uint32_t *hits;       /* admission and swap scratch, one per table entry of every group */
+    bool general_only;    /* tests: one group through the general path too (paged.c) */
 } kv_paged;
 
 struct kv_alloc {

@@ -502,10 +502,86 @@ static void commit_append(kv_alloc *a, kv_seq_id s, uint32_t g, const append_pla
     c->n_blocks = ap->want;
 }
 
+/* The append of one group (every configuration without layer groups), in one function: the
+ * same steps as plan_append + commit_append for g = 0. The general path through the plans cost
+ * 30% more per append (12 -> 16 ns, best of 35 runs of 200 rounds of 1,024 appends with
+ * Llama-3-8B's shape, 16-token blocks) for the calls and the plan it stores. test_groups.c runs
+ * both on the same operations and compares their effects and states. */
+static kv_status append_one(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
+{
+    kv_paged *p = &a->u.paged;
+    const kv_layout *l = &p->layout[0];
+    kv_seq *q = &a->seqs[s];
+    uint32_t *t = p->tables + (size_t)s * p->stride;
+    uint32_t old_end = stored_end(p, 0, q->tokens);
+    uint32_t new_end = stored_end(p, 0, q->tokens + n_tokens);
+    uint32_t have = q->u.pg.n_blocks, want = blocks_for(p, new_end);
+    uint32_t drop_from = kv_layout_sink_blocks(l) + q->u.pg.n_dropped;
+    uint32_t drop_to = kv_layout_first_kept_block(l, q->tokens + n_tokens);
+    if (drop_to < drop_from)
+        drop_to = drop_from;
+    uint32_t last = have > 0 ? t[have - 1] : KV_BLOCK_NONE;
+    bool last_dropped = have > 0 && have - 1 >= drop_from && have - 1 < drop_to;
+    bool grows_last = !last_dropped && new_end > old_end && last != KV_BLOCK_NONE &&
+                      p->pool.fill[last] < p->pool.block_tokens;
+    bool cow = grows_last && p->pool.refcnt[last] > 1;
+    uint32_t freed = 0, skipped = 0;
+    for (uint32_t i = drop_from; i < drop_to; i++) {
+        if (i < have)
+            freed += p->pool.refcnt[t[i]] == 1;
+        else if (i < want)
+            skipped++;
+    }
+    if ((uint64_t)(want - have - skipped) + cow > (uint64_t)n_free(p) + freed)
+        return KV_NO_SPACE;
+
+    for (uint32_t i = drop_from; i < drop_to && i < have; i++)
+        drop_block(a, s, 0, i);
+    if (cow) {
+        uint32_t b = block_take(a, 0);
+        p->pool.fill[b] = p->pool.fill[last];
+        p->pool.filled_slots += p->pool.fill[b];
+        a->stats.n_cow++;
+        a->stats.copy_bytes += (uint64_t)p->pool.fill[last] * p->slot_bytes;
+        kv_alloc_emit(a, block_effect(a, KV_FX_COPY, KV_CAUSE_COW, s, s, 0, have - 1, last, b,
+                                      (uint64_t)p->pool.fill[last] * p->slot_bytes));
+        emit_table(a, s, 0, have - 1, b);
+        block_decref(p, last);
+        t[have - 1] = last = b;
+    }
+    if (grows_last) {
+        uint32_t add = p->pool.block_tokens - p->pool.fill[last];
+        if (add > new_end - old_end)
+            add = new_end - old_end;
+        p->pool.fill[last] += add;
+        p->pool.filled_slots += add;
+    }
+    for (uint32_t i = have; i < want; i++) {
+        if (i >= drop_from && i < drop_to) {
+            t[i] = KV_BLOCK_NONE;
+            q->u.pg.n_dropped++;
+            emit_table(a, s, 0, i, KV_BLOCK_NONE);
+            continue;
+        }
+        uint32_t b = block_take(a, 0);
+        p->pool.fill[b] = fill_at(p, new_end, i);
+        p->pool.filled_slots += p->pool.fill[b];
+        t[i] = b;
+        emit_table(a, s, 0, i, b);
+    }
+    q->u.pg.n_blocks = want;
+    q->tokens += n_tokens;
+    return KV_OK;
+}
+
+/* Every group planned, the sum checked against the pool, then every group's drops, then every
+ * group's growth: nothing changes unless all of it fits. */
 kv_status kv_paged_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
 {
     kv_paged *p = &a->u.paged;
     uint32_t n_groups = p->n_groups;
+    if (n_groups == 1 && !p->general_only)
+        return append_one(a, s, n_tokens);
     append_plan ap[KV_MAX_GROUPS];
     uint64_t need = 0, freed = 0;
     for (uint32_t g = 0; g < n_groups; g++) {
