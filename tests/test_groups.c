@@ -1,7 +1,7 @@
 /* test_groups.c — layer groups over one block pool: per-group layouts and tables, operations
  * atomic across groups, validation, per-group breakdowns and effects, and the one-group fast
  * path against the general path. The checker runs after every operation. */
-#include "alloc_internal.h" /* kv_paged.general_only: the agreement test forces the general path */
+#include "alloc_internal.h" /* kv_paged.one_fast: the agreement test forces the general path */
 #include "test_util.h"
 
 #define BT   4u  /* tokens per block */
@@ -374,7 +374,7 @@ static void same_effects(const kv_alloc *x, const kv_alloc *y, uint64_t step)
 static void agree(kv_alloc_config c, uint64_t seed)
 {
     kv_alloc *x = t_create(&c), *y = t_create(&c);
-    y->u.paged.general_only = true;
+    y->u.paged.one_fast = false;
     t_rng r = {seed};
     kv_seq_id ids[32];
     uint32_t n = 0;

@@ -79,7 +79,8 @@ typedef struct kv_paged {
     uint32_t *want;       /* breakdown scratch, one per block */
     uint32_t *touched;    /* breakdown scratch, one per sequence slot and group */
     uint32_t *hits;       /* admission and swap scratch, one per table entry of every group */
-    bool general_only;    /* tests: one group through the general path too (paged.c) */
+    bool one_fast;        /* n_groups == 1: appends take append_one (paged.c); tests clear it
+                           * to run one group through the general path */
 } kv_paged;
 
 struct kv_alloc {

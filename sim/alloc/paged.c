@@ -224,6 +224,7 @@ kv_status kv_paged_init(kv_alloc *a, kv_err *err)
     a->token_bytes = kv_shape_token_bytes(&stored);
     p->n_groups = c->n_groups > 0 ? c->n_groups : 1;
     p->grouped = p->n_groups > 1;
+    p->one_fast = p->n_groups == 1;
     for (uint32_t g = 0; g < p->n_groups; g++)
         p->layout[g] = kv_layout_of_group(c, g);
     /* One page: block_tokens tokens of one group's layers (validation made groups equal). */
@@ -580,7 +581,7 @@ kv_status kv_paged_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
 {
     kv_paged *p = &a->u.paged;
     uint32_t n_groups = p->n_groups;
-    if (n_groups == 1 && !p->general_only)
+    if (p->one_fast)
         return append_one(a, s, n_tokens);
     append_plan ap[KV_MAX_GROUPS];
     uint64_t need = 0, freed = 0;
