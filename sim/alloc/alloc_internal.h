@@ -74,7 +74,7 @@ typedef struct kv_paged {
     uint32_t group_tensors;             /* layer tensors of one group */
     uint32_t *tables;     /* seq s, group g: tables[(s * n_groups + g) * stride ...] */
     kv_pg_counts *more;   /* seq s, group g >= 1: more[s * (n_groups - 1) + g - 1]; NULL if one */
-    uint8_t *block_group; /* the group whose tables a referenced block belongs to */
+    uint8_t *block_group; /* the group whose tables a referenced block belongs to (grouped) */
     uint32_t stride;      /* max blocks per sequence and group */
     uint32_t *want;       /* breakdown scratch, one per block */
     uint32_t *touched;    /* breakdown scratch, one per sequence slot and group */
