@@ -15,6 +15,14 @@
  * free; optionally fork (parallel samples), swap_out / swap_in (host tier). Every operation is
  * atomic: when it returns anything but KV_OK, the allocator is as it was.
  *
+ * Layer groups (kv_layer_group, blocks pools only): the model's layers split into equal groups,
+ * each with its own token layout (full, window with sinks, budget) and its own block table per
+ * sequence over the one block pool, as vLLM's hybrid KV cache manager does for models that mix
+ * sliding-window and full attention. Every operation plans every group before it changes any,
+ * so it stays atomic across groups; effects name their group; placement and breakdown are per
+ * group (kv_alloc_placement_group, kv_alloc_breakdown_group). Without groups in the
+ * configuration the allocator is one group of every layer, exactly as before groups existed.
+ *
  * Memory accounting: every byte of the pool is in exactly one category at any instant
  * (kv_mem_breakdown), computed from each sequence's final length given at admission.
  *
@@ -22,7 +30,8 @@
  * O(blocks or chunks touched); admission with contiguous placement scans the free holes.
  *
  * Glossary: seq = sequence (one request's KV, or one fork of it); slot = room for one token's KV;
- * final = the length a sequence will reach (prompt + output); stored = tokens whose KV is kept.
+ * final = the length a sequence will reach (prompt + output); stored = tokens whose KV is kept;
+ * group = layer group; page = one block of one group (block_tokens tokens of its layers).
  */
 #ifndef KV_ALLOC_H
 #define KV_ALLOC_H
@@ -233,7 +242,8 @@ void kv_alloc_destroy(kv_alloc **a);
 
 const kv_alloc_config *kv_alloc_config_of(const kv_alloc *a);
 
-/* Bytes of one token as this strategy stores it (compressed: quantized, scales included). */
+/* Bytes of one token as this strategy stores it (compressed: quantized, scales included), over
+ * every layer (every group). */
 uint64_t kv_alloc_token_bytes(const kv_alloc *a);
 
 /* Whether admit(req) would succeed now and leave at least watermark x pool free. */

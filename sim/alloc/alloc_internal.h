@@ -2,7 +2,9 @@
  * Nothing outside sim/alloc/ includes this.
  *
  * One struct kv_alloc holds the common part (config, sequence slots, counters) and a union of
- * the strategy states. Each strategy file defines kv_<strategy>_<op> functions; alloc.c calls
+ * the strategy states. Layer groups live in the blocks state (kv_paged): a table per sequence
+ * and group, group 0's counts in kv_seq (so that one group's memory is laid out as before
+ * groups existed), the others' beside it. Each strategy file defines kv_<strategy>_<op> functions; alloc.c calls
  * them from one switch per operation.
  */
 #ifndef KV_ALLOC_INTERNAL_H
