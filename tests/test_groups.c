@@ -304,6 +304,21 @@ static void test_prefix_hits_count_only_where_every_group_has_them(void **state)
     kv_alloc_destroy(&a);
 }
 
+static void test_growth_of_several_groups_allows_no_jump(void **state)
+{
+    (void)state;
+    kv_alloc_config c = two_groups((kv_layer_group)FULL, (kv_layer_group)FULL, 64);
+    kv_alloc *a = t_create(&c);
+    kv_seq_id s = t_admit(a, 5, 30);
+    kv_growth g;
+    assert_int_equal(kv_alloc_growth(a, s, &g), KV_OK);
+    assert_int_equal(g.tokens, 5);
+    assert_int_equal(g.capacity, 5);
+    assert_int_equal(g.unit_tokens, 0);
+    assert_int_equal(g.final_tokens, 30);
+    kv_alloc_destroy(&a);
+}
+
 static void test_validation_names_the_field(void **state)
 {
     (void)state;
@@ -459,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_swap_moves_every_groups_blocks_and_back),
         cmocka_unit_test(test_too_large_counts_every_groups_peak),
         cmocka_unit_test(test_prefix_hits_count_only_where_every_group_has_them),
+        cmocka_unit_test(test_growth_of_several_groups_allows_no_jump),
         cmocka_unit_test(test_validation_names_the_field),
         cmocka_unit_test(test_one_group_append_agrees_with_the_general_path),
     };

@@ -298,7 +298,8 @@ kv_status kv_alloc_placement_group(const kv_alloc *a, kv_seq_id seq, uint32_t g,
  * place; after that each unit of unit_tokens more slots takes unit_bytes of the pool (and
  * unit_maps chunk map calls), one append of k tokens leaving the same state, block ids apart, as
  * k appends of one. unit_tokens is 0 where growth changes the layout (contiguous moves,
- * compressed token policies), and copy_next is set when the next append must copy a shared
+ * compressed token policies) and with several layer groups (capacity is then the tokens: no
+ * jump), and copy_next is set when the next append must copy a shared
  * block: no jump past either. */
 typedef struct kv_growth {
     uint32_t tokens, capacity, final_tokens;
