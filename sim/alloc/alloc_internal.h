@@ -68,21 +68,23 @@ typedef struct kv_chunkpool {
  * of that group's layers; every group's page has the same size. */
 typedef struct kv_paged {
     kv_block_pool pool;
-    uint32_t n_groups;                  /* >= 1 */
-    bool grouped;                       /* n_groups > 1: effects name their group */
-    kv_layout layout[KV_MAX_GROUPS];    /* group g's layout */
-    uint64_t slot_bytes;                /* one token of one group's layers, as stored */
-    uint64_t native_slot_bytes;         /* the same at the model's native dtype */
-    uint32_t group_tensors;             /* layer tensors of one group */
+    /* what an append reads, together after the pool (the layouts array last: one group reads
+     * layout[0] only) */
     uint32_t *tables;     /* seq s, group g: tables[(s * n_groups + g) * stride ...] */
+    uint32_t stride;      /* max blocks per sequence and group */
+    uint32_t n_groups;    /* >= 1 */
+    bool grouped;         /* n_groups > 1: effects name their group */
+    bool one_fast;        /* n_groups == 1: appends take append_one (paged.c); tests clear it
+                           * to run one group through the general path */
+    uint64_t slot_bytes;  /* one token of one group's layers, as stored */
     kv_pg_counts *more;   /* seq s, group g >= 1: more[s * (n_groups - 1) + g - 1]; NULL if one */
     uint8_t *block_group; /* the group whose tables a referenced block belongs to (grouped) */
-    uint32_t stride;      /* max blocks per sequence and group */
+    uint64_t native_slot_bytes; /* one token of one group's layers at the native dtype */
+    uint32_t group_tensors;     /* layer tensors of one group */
     uint32_t *want;       /* breakdown scratch, one per block */
     uint32_t *touched;    /* breakdown scratch, one per sequence slot and group */
     uint32_t *hits;       /* admission and swap scratch, one per table entry of every group */
-    bool one_fast;        /* n_groups == 1: appends take append_one (paged.c); tests clear it
-                           * to run one group through the general path */
+    kv_layout layout[KV_MAX_GROUPS]; /* group g's layout */
 } kv_paged;
 
 struct kv_alloc {
