@@ -74,8 +74,8 @@ typedef struct kv_paged {
     uint32_t stride;      /* max blocks per sequence and group */
     uint32_t n_groups;    /* >= 1 */
     bool grouped;         /* n_groups > 1: effects name their group */
-    bool one_fast;        /* n_groups == 1: appends take append_one (paged.c); tests clear it
-                           * to run one group through the general path */
+    bool one_fast;        /* n_groups == 1: appends take the one-group path (paged.c); tests
+                           * clear it to run one group through the general path */
     uint64_t slot_bytes;  /* one token of one group's layers, as stored */
     kv_pg_counts *more;   /* seq s, group g >= 1: more[s * (n_groups - 1) + g - 1]; NULL if one */
     uint8_t *block_group; /* the group whose tables a referenced block belongs to (grouped) */
