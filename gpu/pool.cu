@@ -97,6 +97,11 @@ static kv_status chunks_create(kvg_pool *p, kv_err *err)
 kv_status kvg_pool_create(const kv_alloc *a, kvg_pool **out, kv_err *err)
 {
     *out = NULL;
+    if (kv_alloc_n_groups(a) > 1) /* one block table per sequence is all the device side has */
+        return kv_errorf(err, KV_ERR_INPUT,
+                         "kvgpu: %u layer groups: kvgpu realizes one layer group only (one block "
+                         "table per sequence); replay layer groups with kvsim",
+                         kv_alloc_n_groups(a));
     kvg_pool *p = (kvg_pool *)calloc(1, sizeof *p);
     if (p == NULL)
         return kv_errorf(err, KV_ERR_NOMEM, "kvgpu: out of host memory");

@@ -11,8 +11,13 @@
  * misdirected copy or transfer shows. Tags of full prompt blocks with content ids are derived
  * from the content chain (so a prefix-cache hit must find them) and are never scrubbed.
  *
+ * Layer groups: over blocks, each group has its own view of each sequence (the series index is
+ * the group), built from the TABLE and DROP effects that name the group; a token is written to
+ * its slot in every group that keeps it, and must read back from every one.
+ *
  * Glossary: tag = what a token slot holds; view = the image's table (blocks) or map (chunks)
- * of each sequence, from effects; stored = tokens whose KV the layout keeps.
+ * of each sequence, from effects, per layer group or chunk series; stored = tokens whose KV the
+ * layout keeps.
  */
 #ifndef KV_TEST_IMAGE_H
 #define KV_TEST_IMAGE_H
@@ -27,12 +32,13 @@ typedef struct image {
     kv_place_kind kind;
     uint64_t token_bytes;
     uint32_t unit_tokens; /* block or chunk tokens; 1 for extents */
-    uint32_t n_units, n_series, stride, max_tokens, max_seqs;
+    uint32_t n_units, n_series, stride, max_tokens, max_seqs; /* blocks: series = layer group */
     uint64_t *dev;    /* n_units x unit_tokens */
     uint32_t *view;   /* [seq][series][stride]: unit ids from effects */
     uint64_t *host;   /* host tier: n_host_units x unit_tokens (blocks) or x n_series (tokens) */
     uint32_t n_host_units, host_slot_tags;
-    uint32_t *host_rec; /* [seq][stride]: host block per table entry, or {start, tokens} */
+    uint32_t *host_rec; /* [seq][series][stride] + 2: host block per table entry, or
+                         * {start, tokens} */
     uint8_t *host_held; /* per host unit, scratch */
     uint64_t *expect; /* [seq][max_tokens] */
     uint8_t *held;    /* per unit, scratch */
@@ -70,19 +76,23 @@ static inline void img_init(image *m, const kv_alloc *a)
         m->n_units = (uint32_t)(c->pool_bytes / c->chunk.chunk_bytes);
         break;
     }
-    default:
+    default: /* a block is a page of one group: its layers' share of a token */
         m->kind = KV_PLACE_BLOCKS;
+        m->n_series = kv_alloc_n_groups(a);
         m->unit_tokens = c->paged.block_tokens;
-        m->n_units = (uint32_t)(c->pool_bytes / ((uint64_t)m->unit_tokens * m->token_bytes));
+        m->n_units = (uint32_t)(c->pool_bytes /
+                                ((uint64_t)m->unit_tokens * m->token_bytes / m->n_series));
         break;
     }
     m->stride = (m->max_tokens + m->unit_tokens - 1) / m->unit_tokens;
     bool host_blocks = m->kind == KV_PLACE_BLOCKS;
-    uint64_t host_unit_bytes = host_blocks ? (uint64_t)m->unit_tokens * m->token_bytes
-                                           : m->token_bytes;
+    uint64_t host_unit_bytes = host_blocks
+                                   ? (uint64_t)m->unit_tokens * m->token_bytes / m->n_series
+                                   : m->token_bytes;
     m->n_host_units = (uint32_t)(c->host_pool_bytes / host_unit_bytes);
     m->host_slot_tags = host_blocks ? m->unit_tokens : m->n_series;
-    m->host_rec = malloc((size_t)m->max_seqs * (m->stride + 2) * sizeof *m->host_rec);
+    m->host_rec =
+        malloc((size_t)m->max_seqs * (m->n_series * m->stride + 2) * sizeof *m->host_rec);
     m->host_held = calloc((size_t)m->n_host_units + 1, 1);
     assert_non_null(m->host_rec);
     assert_non_null(m->host_held);
@@ -123,15 +133,45 @@ static inline uint64_t *img_expect(image *m, kv_seq_id s)
 
 static inline uint32_t *img_host_rec(image *m, kv_seq_id s)
 {
-    return m->host_rec + (size_t)s * (m->stride + 2);
+    return m->host_rec + (size_t)s * (m->n_series * m->stride + 2);
+}
+
+/* The token policy and budget of layer group g (blocks). */
+static inline kv_token_policy img_policy(const image *m, uint32_t g, uint32_t *budget)
+{
+    if (m->cfg.n_groups > 0) {
+        *budget = m->cfg.groups[g].budget_tokens;
+        return m->cfg.groups[g].policy;
+    }
+    *budget = m->cfg.compressed.budget_tokens;
+    return m->cfg.strategy == KV_COMPRESSED ? m->cfg.compressed.policy : KV_TOKENS_ALL;
+}
+
+/* Whether group g's window has dropped block i of a sequence of `tokens` tokens: the image's
+ * own arithmetic (layout.h's rule: blocks wholly between the sinks and the window go). */
+static inline bool img_window_dropped(const image *m, uint32_t g, uint32_t tokens, uint32_t i)
+{
+    const kv_alloc_config *c = &m->cfg;
+    uint32_t sink, window, bt = m->unit_tokens;
+    if (c->n_groups > 0 && c->groups[g].policy == KV_TOKENS_WINDOW)
+        sink = c->groups[g].sink_tokens, window = c->groups[g].window_tokens;
+    else if (c->n_groups == 0 && c->strategy == KV_COMPRESSED &&
+             c->compressed.policy == KV_TOKENS_WINDOW)
+        sink = c->compressed.sink_tokens, window = c->compressed.window_tokens;
+    else
+        return false;
+    uint32_t sink_blocks = (sink + bt - 1) / bt;
+    uint32_t first_kept = tokens > window ? (tokens - window) / bt : 0;
+    return i >= sink_blocks && i < first_kept;
 }
 
 /* Whether token t of resident s is stored, and where (the slot index in dev). */
 static inline bool img_slot(image *m, const kv_alloc *a, kv_seq_id s, uint32_t series, uint32_t t,
                             size_t *slot)
 {
-    if (m->cfg.strategy == KV_COMPRESSED && m->cfg.compressed.policy == KV_TOKENS_BUDGET &&
-        t >= m->cfg.compressed.budget_tokens)
+    uint32_t budget = 0;
+    if (m->kind == KV_PLACE_BLOCKS && img_policy(m, series, &budget) == KV_TOKENS_BUDGET &&
+        t >= budget)
         return false; /* beyond the budget a token takes an evicted one's slot: not modelled */
     if (m->kind == KV_PLACE_EXTENT) {
         kv_placement p;
@@ -140,8 +180,14 @@ static inline bool img_slot(image *m, const kv_alloc *a, kv_seq_id s, uint32_t s
         return true;
     }
     uint32_t u = img_view(m, s, series)[t / m->unit_tokens];
-    if (u == IMG_NONE)
-        return false; /* dropped by the window */
+    if (u == IMG_NONE) {
+        if (m->kind == KV_PLACE_BLOCKS && img_window_dropped(m, series, kv_alloc_seq_tokens(a, s),
+                                                             t / m->unit_tokens))
+            return false; /* dropped by the window */
+        fail_msg("seq %u token %u: no unit in the image's view of group/series %u, entry %u (an "
+                 "effect is missing)",
+                 s, t, series, t / m->unit_tokens);
+    }
     assert_true(u < m->n_units);
     *slot = (size_t)u * m->unit_tokens + t % m->unit_tokens;
     return true;
@@ -192,12 +238,12 @@ static inline void img_apply(image *m, const kv_alloc *a, const kv_effect *fx, u
             img_view(m, e->seq, e->series)[e->index] = IMG_NONE;
             break;
         case KV_FX_TABLE:
-            img_view(m, e->seq, 0)[e->index] = e->dst == KV_FX_NO_UNIT ? IMG_NONE : e->dst;
+            img_view(m, e->seq, e->group)[e->index] = e->dst == KV_FX_NO_UNIT ? IMG_NONE : e->dst;
             break;
         case KV_FX_DROP:
             if (e->cause == KV_CAUSE_WINDOW) {
-                assert_int_equal(img_view(m, e->seq, 0)[e->index], e->src);
-                img_view(m, e->seq, 0)[e->index] = IMG_NONE;
+                assert_int_equal(img_view(m, e->seq, e->group)[e->index], e->src);
+                img_view(m, e->seq, e->group)[e->index] = IMG_NONE;
             }
             break;
         case KV_FX_COPY:
@@ -222,16 +268,17 @@ static inline void img_apply(image *m, const kv_alloc *a, const kv_effect *fx, u
             bool out = e->cause == KV_CAUSE_SWAP_OUT;
             uint32_t *rec = img_host_rec(m, e->seq);
             if (out && recorded != e->seq) {
-                memset(rec, 0xff, (m->stride + 2) * sizeof *rec);
+                memset(rec, 0xff, (m->n_series * m->stride + 2) * sizeof *rec);
                 recorded = e->seq;
             }
             if (e->at == KV_AT_BLOCK) {
                 uint32_t dev_u = out ? e->src : e->dst, host_u = out ? e->dst : e->src;
+                uint32_t at = e->group * m->stride + e->index;
                 assert_true(host_u < m->n_host_units);
                 if (out)
-                    rec[e->index] = host_u;
+                    rec[at] = host_u;
                 else
-                    assert_int_equal(rec[e->index], host_u);
+                    assert_int_equal(rec[at], host_u);
                 uint64_t *h = &m->host[(size_t)host_u * ut];
                 uint64_t *d = &m->dev[(size_t)dev_u * ut];
                 memcpy(out ? h : d, out ? d : h, ut * sizeof *m->dev);
@@ -287,12 +334,17 @@ static inline void img_verify(image *m, const kv_alloc *a, const kv_seq_id *ids,
         kv_placement p;
         assert_int_equal(kv_alloc_placement(a, s, &p), KV_OK);
         uint32_t units = m->kind == KV_PLACE_BLOCKS ? p.n_blocks : p.n_chunks;
-        for (uint32_t j = 0; j < m->n_series; j++)
+        for (uint32_t j = 0; j < m->n_series; j++) {
+            if (m->kind == KV_PLACE_BLOCKS) { /* each group's own table */
+                assert_int_equal(kv_alloc_placement_group(a, s, j, &p), KV_OK);
+                units = p.n_blocks;
+            }
             for (uint32_t i = 0; i < units; i++) {
                 uint32_t u = img_view(m, s, j)[i];
                 if (u != IMG_NONE)
                     m->held[u] = 1;
             }
+        }
     }
     memset(m->host_held, 0, m->n_host_units);
     for (uint32_t k = 0; k < n; k++) {
@@ -302,9 +354,10 @@ static inline void img_verify(image *m, const kv_alloc *a, const kv_seq_id *ids,
         const uint32_t *rec = img_host_rec(m, s);
         if (m->kind == KV_PLACE_BLOCKS) {
             uint32_t n_idx = (kv_alloc_seq_tokens(a, s) + m->unit_tokens - 1) / m->unit_tokens;
-            for (uint32_t i = 0; i < n_idx; i++)
-                if (rec[i] != IMG_NONE)
-                    m->host_held[rec[i]] = 1;
+            for (uint32_t j = 0; j < m->n_series; j++)
+                for (uint32_t i = 0; i < n_idx; i++)
+                    if (rec[j * m->stride + i] != IMG_NONE)
+                        m->host_held[rec[j * m->stride + i]] = 1;
         } else {
             memset(m->host_held + rec[0], 1, rec[1]);
         }

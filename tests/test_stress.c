@@ -81,6 +81,28 @@ static kv_alloc_config compressed(kv_token_policy p, uint32_t bits, uint32_t gro
     return c;
 }
 
+/* Layer groups over blocks of 4 tokens: layouts[g] for group g, one layer each (a model of
+ * n_groups layers), n_blocks pages in the pool. */
+static kv_alloc_config groups(kv_strategy s, uint32_t n_groups, const kv_layer_group *layouts,
+                              uint32_t n_blocks, bool prefix)
+{
+    kv_alloc_config c = base(s, 0);
+    c.shape = kv_shape_dense(n_groups, 1, 8); /* 32 bytes per layer and token */
+    c.paged.block_tokens = 4;
+    c.paged.prefix_caching = prefix;
+    c.pool_bytes = (uint64_t)n_blocks * 4 * 32;
+    c.n_groups = n_groups;
+    for (uint32_t g = 0; g < n_groups; g++) {
+        c.groups[g] = layouts[g];
+        c.groups[g].n_layers = 1;
+    }
+    return c;
+}
+
+#define FULL              {.policy = KV_TOKENS_ALL}
+#define WINDOW(sink, win) {.policy = KV_TOKENS_WINDOW, .sink_tokens = sink, .window_tokens = win}
+#define BUDGET(n)         {.policy = KV_TOKENS_BUDGET, .budget_tokens = n}
+
 /* Prompt content ids: one of 4 shared "system prompts" for a random number of leading blocks,
  * then ids no other request uses. */
 static uint32_t make_content(t_rng *r, uint64_t *content, uint32_t n_blocks, uint64_t *unique)
@@ -254,6 +276,9 @@ static void run_variant(const variant *v, uint64_t n_ops, uint64_t seed, bool wi
         assert_true(st->prefix_hit_blocks > 0 && st->n_evictions > 0);
     if (c->strategy == KV_COMPRESSED && c->compressed.policy == KV_TOKENS_WINDOW)
         assert_true(st->n_window_drops > 0);
+    for (uint32_t g = 0; g < c->n_groups; g++)
+        if (c->groups[g].policy == KV_TOKENS_WINDOW)
+            assert_true(st->n_window_drops > 0);
     while (sh.n > 0) /* and everything comes back */
         assert_int_equal(kv_alloc_free(a, sh.ids[--sh.n]), KV_OK);
     kv_mem_breakdown b = t_breakdown(a, NULL);
@@ -301,6 +326,15 @@ VARIANT_TEST(test_stress_compressed_window, "compressed fp8 window",
              compressed(KV_TOKENS_WINDOW, 8, 0))
 VARIANT_TEST(test_stress_compressed_budget, "compressed fp8 budget",
              compressed(KV_TOKENS_BUDGET, 8, 0))
+VARIANT_TEST(test_stress_groups_full_window, "paged groups full+window",
+             groups(KV_PAGED, 2, (kv_layer_group[]){FULL, WINDOW(6, 20)}, 220, false))
+VARIANT_TEST(test_stress_groups_full_budget, "paged groups full+budget",
+             groups(KV_PAGED, 2, (kv_layer_group[]){FULL, BUDGET(30)}, 220, false))
+VARIANT_TEST(test_stress_groups_two_windows_full, "compressed groups 3",
+             groups(KV_COMPRESSED, 3, (kv_layer_group[]){WINDOW(0, 8), WINDOW(6, 20), FULL},
+                    300, false))
+VARIANT_TEST(test_stress_groups_full_full_prefix, "paged groups full+full prefix",
+             groups(KV_PAGED, 2, (kv_layer_group[]){FULL, FULL}, 260, true))
 
 int main(void)
 {
@@ -317,6 +351,10 @@ int main(void)
         cmocka_unit_test(test_stress_compressed_int4_prefix_cache),
         cmocka_unit_test(test_stress_compressed_window),
         cmocka_unit_test(test_stress_compressed_budget),
+        cmocka_unit_test(test_stress_groups_full_window),
+        cmocka_unit_test(test_stress_groups_full_budget),
+        cmocka_unit_test(test_stress_groups_two_windows_full),
+        cmocka_unit_test(test_stress_groups_full_full_prefix),
         cmocka_unit_test(test_stress_contiguous_max_first_fit_effects),
         cmocka_unit_test(test_stress_contiguous_pow2_best_fit_effects),
         cmocka_unit_test(test_stress_contiguous_oracle_first_fit_effects),
@@ -329,6 +367,10 @@ int main(void)
         cmocka_unit_test(test_stress_compressed_int4_prefix_cache_effects),
         cmocka_unit_test(test_stress_compressed_window_effects),
         cmocka_unit_test(test_stress_compressed_budget_effects),
+        cmocka_unit_test(test_stress_groups_full_window_effects),
+        cmocka_unit_test(test_stress_groups_full_budget_effects),
+        cmocka_unit_test(test_stress_groups_two_windows_full_effects),
+        cmocka_unit_test(test_stress_groups_full_full_prefix_effects),
     };
     return cmocka_run_group_tests_name("stress", tests, NULL, NULL);
 }

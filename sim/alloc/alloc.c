@@ -95,6 +95,68 @@ void kv_alloc_config_default(kv_alloc_config *c, kv_strategy s, const kv_shape *
     };
 }
 
+/* Layer groups: a partition of the layers in equal parts (one page size), each a valid layout;
+ * several only over blocks; prefix caching only where every group keeps every token. Prefix
+ * caching with a window group is refused rather than resolved as vLLM does (a hit there needs
+ * only the window's blocks, which the chained hash of this prefix index cannot express). */
+static kv_status validate_groups(const kv_alloc_config *c, kv_err *err)
+{
+    if (c->n_groups == 0)
+        return KV_OK;
+    if (c->n_groups > KV_MAX_GROUPS)
+        return kv_errorf(err, KV_ERR_INPUT, "n_groups: %u layer groups, at most %u", c->n_groups,
+                         KV_MAX_GROUPS);
+    bool blocks = c->strategy == KV_PAGED || c->strategy == KV_COMPRESSED;
+    if (!blocks && c->n_groups > 1)
+        return kv_errorf(err, KV_ERR_INPUT,
+                         "n_groups: %u layer groups need a blocks pool (paged or compressed); %s "
+                         "lays out every layer the same way",
+                         c->n_groups, kv_strategy_name(c->strategy));
+    if (c->strategy == KV_COMPRESSED && c->compressed.policy != KV_TOKENS_ALL)
+        return kv_errorf(err, KV_ERR_INPUT,
+                         "token_policy: %s with layer groups; give each group its layout "
+                         "(groups[g].policy) and leave compressed's policy at none",
+                         kv_token_policy_name(c->compressed.policy));
+    uint64_t sum = 0;
+    for (uint32_t g = 0; g < c->n_groups; g++) {
+        const kv_layer_group *lg = &c->groups[g];
+        sum += lg->n_layers;
+        if (lg->n_layers == 0)
+            return kv_errorf(err, KV_ERR_INPUT, "groups[%u].n_layers: must be > 0", g);
+        if (lg->n_layers != c->groups[0].n_layers)
+            return kv_errorf(err, KV_ERR_INPUT,
+                             "groups[%u].n_layers: %u, but groups[0] has %u; every group must "
+                             "have the same number of layers so that all groups' blocks have "
+                             "one page size",
+                             g, lg->n_layers, c->groups[0].n_layers);
+        if ((unsigned)lg->policy > KV_TOKENS_BUDGET)
+            return kv_errorf(err, KV_ERR_INPUT, "groups[%u].policy: unknown value %d", g,
+                             (int)lg->policy);
+        if (!blocks && lg->policy != KV_TOKENS_ALL)
+            return kv_errorf(err, KV_ERR_INPUT,
+                             "groups[%u].policy: %s needs a blocks pool (paged or compressed); "
+                             "%s keeps every token",
+                             g, kv_token_policy_name(lg->policy), kv_strategy_name(c->strategy));
+        if (lg->policy == KV_TOKENS_WINDOW && lg->window_tokens == 0)
+            return kv_errorf(err, KV_ERR_INPUT,
+                             "groups[%u].window_tokens: must be > 0 with policy window", g);
+        if (lg->policy == KV_TOKENS_BUDGET && lg->budget_tokens == 0)
+            return kv_errorf(err, KV_ERR_INPUT,
+                             "groups[%u].budget_tokens: must be > 0 with policy budget", g);
+        if (lg->policy != KV_TOKENS_ALL && c->paged.prefix_caching && blocks)
+            return kv_errorf(err, KV_ERR_INPUT,
+                             "prefix_caching: groups[%u] keeps only some tokens (policy %s), "
+                             "and prefix caching needs every group to keep every token; turn "
+                             "it off",
+                             g, kv_token_policy_name(lg->policy));
+    }
+    if (sum != c->shape.n_layers)
+        return kv_errorf(err, KV_ERR_INPUT,
+                         "groups: layers sum to %llu, the model (shape.n_layers) has %u",
+                         (unsigned long long)sum, c->shape.n_layers);
+    return KV_OK;
+}
+
 kv_status kv_alloc_config_validate(const kv_alloc_config *c, kv_err *err)
 {
     if ((unsigned)c->strategy >= KV_N_STRATEGIES)
@@ -142,7 +204,7 @@ kv_status kv_alloc_config_validate(const kv_alloc_config *c, kv_err *err)
         break;
     case KV_N_STRATEGIES: break;
     }
-    return KV_OK;
+    return validate_groups(c, err);
 }
 
 kv_shape kv_alloc_config_stored_shape(const kv_alloc_config *c)
@@ -215,7 +277,7 @@ static uint32_t fx_bound(const kv_alloc *a)
     case KV_CONTIGUOUS: return 8;
     case KV_CHUNK_POOL: return a->u.chunk.stride * a->u.chunk.n_tensors + 8;
     case KV_PAGED:
-    case KV_COMPRESSED: return 3 * a->u.paged.stride + 8;
+    case KV_COMPRESSED: return 3 * a->u.paged.stride * a->u.paged.n_groups + 8;
     case KV_N_STRATEGIES: break;
     }
     return 8;
@@ -256,11 +318,12 @@ kv_status kv_alloc_create(const kv_alloc_config *c, kv_alloc **out, kv_err *err)
     }
     if (st == KV_OK) {
         bool blocks = c->strategy == KV_PAGED || c->strategy == KV_COMPRESSED;
-        /* Host blocks: swapped sequences never hold more than max_seqs x a table's length;
-         * host extents: one per swapped sequence. */
+        /* Host blocks: swapped sequences never hold more than max_seqs x every group's table
+         * length; host extents: one per swapped sequence. */
         st = blocks ? kv_tier_init(&a->host, KV_TIER_BLOCKS, a->u.paged.pool.block_bytes,
                                    c->host_pool_bytes,
-                                   (uint64_t)c->max_seqs * a->u.paged.stride)
+                                   (uint64_t)c->max_seqs * a->u.paged.stride *
+                                       a->u.paged.n_groups)
                     : kv_tier_init(&a->host, KV_TIER_EXTENTS, a->token_bytes, c->host_pool_bytes,
                                    c->max_seqs);
         if (st == KV_OK && blocks && (a->host_mark = calloc((size_t)a->host.max_ids + 1, 1)) == NULL)
@@ -345,11 +408,13 @@ kv_status kv_alloc_growth(const kv_alloc *a, kv_seq_id s, kv_growth *g)
     case KV_COMPRESSED: {
         const kv_paged *p = &a->u.paged;
         const kv_block_pool *bp = &p->pool;
-        if (!kv_layout_shares(&p->layout)) { /* a window or budget changes the layout */
+        /* A window or budget changes the layout; with several groups, one group's growth is
+         * not the sequence's (the fast path takes no jumps: exact, and no group is common). */
+        if (p->n_groups > 1 || !kv_layout_shares(&p->layout[0])) {
             g->capacity = q->tokens;
             break;
         }
-        uint32_t last = p->tables[(size_t)s * p->stride + q->u.pg.n_blocks - 1];
+        uint32_t last = p->tables[(size_t)s * p->stride + q->u.pg.n_blocks - 1]; /* one group */
         g->capacity = q->u.pg.n_blocks * bp->block_tokens;
         g->unit_tokens = bp->block_tokens;
         g->unit_bytes = bp->block_bytes;
@@ -662,6 +727,23 @@ kv_status kv_alloc_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
     return done(a, KV_OP_SWAP_IN, s, KV_SEQ_NONE, 0, st);
 }
 
+uint32_t kv_alloc_n_groups(const kv_alloc *a)
+{
+    bool blocks = a->cfg.strategy == KV_PAGED || a->cfg.strategy == KV_COMPRESSED;
+    return blocks ? a->u.paged.n_groups : 1;
+}
+
+kv_status kv_alloc_placement_group(const kv_alloc *a, kv_seq_id s, uint32_t g, kv_placement *out)
+{
+    if (g >= kv_alloc_n_groups(a) || !seq_in(a, s, KV_SEQ_RESIDENT))
+        return KV_INVALID;
+    if (g == 0)
+        return kv_alloc_placement(a, s, out);
+    *out = (kv_placement){.n_tokens = a->seqs[s].tokens, .token_bytes = a->u.paged.slot_bytes};
+    kv_paged_placement_group(a, s, g, out);
+    return KV_OK;
+}
+
 kv_status kv_alloc_placement(const kv_alloc *a, kv_seq_id s, kv_placement *out)
 {
     if (!seq_in(a, s, KV_SEQ_RESIDENT))
@@ -696,6 +778,43 @@ void kv_alloc_breakdown(const kv_alloc *a, const kv_admit_req *waiting, kv_mem_b
     for (LIVE_EACH(a, i, s))
         if (a->seqs[s].state == KV_SEQ_RESIDENT)
             out->uncompressed_token_bytes += (uint64_t)a->seqs[s].tokens * a->native_token_bytes;
+}
+
+void kv_alloc_breakdown_group(const kv_alloc *a, uint32_t g, kv_mem_breakdown *out)
+{
+    KV_ASSERT(g < kv_alloc_n_groups(a));
+    kv_alloc_breakdown(a, NULL, out);
+    if (a->cfg.strategy == KV_PAGED || a->cfg.strategy == KV_COMPRESSED)
+        kv_paged_breakdown_group(a, g, out);
+}
+
+/* With several groups, the groups' parts sum to the whole (their token, reserved and internal
+ * bytes; the free and external bytes are the pool's). */
+static kv_status check_group_breakdowns(const kv_alloc *a, const kv_mem_breakdown *b, kv_err *err)
+{
+    uint32_t n = kv_alloc_n_groups(a);
+    if (n == 1)
+        return KV_OK;
+    uint64_t tok = 0, res = 0, in = 0, unc = 0;
+    for (uint32_t g = 0; g < n; g++) {
+        kv_mem_breakdown x;
+        kv_alloc_breakdown_group(a, g, &x);
+        tok += x.token_bytes;
+        res += x.reserved_bytes;
+        in += x.internal_frag_bytes;
+        unc += x.uncompressed_token_bytes;
+    }
+    if (tok != b->token_bytes || res != b->reserved_bytes || in != b->internal_frag_bytes ||
+        unc != b->uncompressed_token_bytes)
+        return kv_errorf(err, KV_CORRUPT,
+                         "breakdown: groups sum to token %llu reserved %llu internal %llu "
+                         "uncompressed %llu; the pool says %llu %llu %llu %llu",
+                         (unsigned long long)tok, (unsigned long long)res, (unsigned long long)in,
+                         (unsigned long long)unc, (unsigned long long)b->token_bytes,
+                         (unsigned long long)b->reserved_bytes,
+                         (unsigned long long)b->internal_frag_bytes,
+                         (unsigned long long)b->uncompressed_token_bytes);
+    return KV_OK;
 }
 
 static int cmp_hole(const void *x, const void *y)
@@ -806,5 +925,5 @@ kv_status kv_alloc_check(const kv_alloc *a, kv_err *err)
                          (unsigned long long)b.internal_frag_bytes,
                          (unsigned long long)b.external_frag_bytes,
                          (unsigned long long)b.free_bytes);
-    return KV_OK;
+    return check_group_breakdowns(a, &b, err);
 }

@@ -15,6 +15,14 @@
  * free; optionally fork (parallel samples), swap_out / swap_in (host tier). Every operation is
  * atomic: when it returns anything but KV_OK, the allocator is as it was.
  *
+ * Layer groups (kv_layer_group, blocks pools only): the model's layers split into equal groups,
+ * each with its own token layout (full, window with sinks, budget) and its own block table per
+ * sequence over the one block pool, as vLLM's hybrid KV cache manager does for models that mix
+ * sliding-window and full attention. Every operation plans every group before it changes any,
+ * so it stays atomic across groups; effects name their group; placement and breakdown are per
+ * group (kv_alloc_placement_group, kv_alloc_breakdown_group). Without groups in the
+ * configuration the allocator is one group of every layer, exactly as before groups existed.
+ *
  * Memory accounting: every byte of the pool is in exactly one category at any instant
  * (kv_mem_breakdown), computed from each sequence's final length given at admission.
  *
@@ -22,7 +30,8 @@
  * O(blocks or chunks touched); admission with contiguous placement scans the free holes.
  *
  * Glossary: seq = sequence (one request's KV, or one fork of it); slot = room for one token's KV;
- * final = the length a sequence will reach (prompt + output); stored = tokens whose KV is kept.
+ * final = the length a sequence will reach (prompt + output); stored = tokens whose KV is kept;
+ * group = layer group; page = one block of one group (block_tokens tokens of its layers).
  */
 #ifndef KV_ALLOC_H
 #define KV_ALLOC_H
@@ -70,6 +79,22 @@ typedef enum kv_token_policy {
 
 typedef enum kv_seq_state { KV_SEQ_FREE = 0, KV_SEQ_RESIDENT, KV_SEQ_SWAPPED } kv_seq_state;
 
+/* Layer groups (DESIGN.md §3, as vLLM's hybrid KV cache manager): the layers of a model that
+ * share one token layout, e.g. Gemma 3's sliding-window layers and its full-attention layers.
+ * Each group lays its sequences onto the one block pool with its own block table per sequence;
+ * a block holds block_tokens tokens of one group's layers (a page). Every group has the same
+ * number of layers, so every group's page has one size and any free block serves any group
+ * (vLLM requires equal page sizes too, and splits layers into equal groups to get them; here
+ * the configuration states the split). */
+#define KV_MAX_GROUPS 8
+
+typedef struct kv_layer_group {
+    uint32_t n_layers;                   /* layers of the model in this group */
+    kv_token_policy policy;              /* full (KV_TOKENS_ALL), window or budget */
+    uint32_t sink_tokens, window_tokens; /* KV_TOKENS_WINDOW */
+    uint32_t budget_tokens;              /* KV_TOKENS_BUDGET */
+} kv_layer_group;
+
 /* --------------------------------------------------------------------------- config --- */
 
 typedef struct kv_alloc_config {
@@ -100,6 +125,13 @@ typedef struct kv_alloc_config {
         uint32_t sink_tokens, window_tokens; /* KV_TOKENS_WINDOW */
         uint32_t budget_tokens;              /* KV_TOKENS_BUDGET */
     } compressed;
+    /* Layer groups. 0: one group of every layer with the strategy's layout (compressed's token
+     * policy, else full), as before groups existed. > 0: groups[0 .. n_groups) partition the
+     * model's layers in equal parts, each with its own layout; more than one group only over a
+     * blocks pool (paged, compressed), compressed's own policy then left at none, and prefix
+     * caching only when every group keeps every token. */
+    uint32_t n_groups;
+    kv_layer_group groups[KV_MAX_GROUPS];
 } kv_alloc_config;
 
 /* Defaults for strategy s: contiguous max/first-fit, 2 MiB per-layer chunks, 16-token blocks with
@@ -210,7 +242,8 @@ void kv_alloc_destroy(kv_alloc **a);
 
 const kv_alloc_config *kv_alloc_config_of(const kv_alloc *a);
 
-/* Bytes of one token as this strategy stores it (compressed: quantized, scales included). */
+/* Bytes of one token as this strategy stores it (compressed: quantized, scales included), over
+ * every layer (every group). */
 uint64_t kv_alloc_token_bytes(const kv_alloc *a);
 
 /* Whether admit(req) would succeed now and leave at least watermark x pool free. */
@@ -248,14 +281,25 @@ kv_status kv_alloc_swap_out(kv_alloc *a, kv_seq_id seq, kv_swap_stats *st);
 /* Bring swapped seq back to fresh device memory. KV_OK, KV_NO_SPACE, KV_INVALID. */
 kv_status kv_alloc_swap_in(kv_alloc *a, kv_seq_id seq, kv_swap_stats *st);
 
-/* Where resident seq's KV lives. KV_OK or KV_INVALID. */
+/* Where resident seq's KV lives (layer group 0's blocks when there are several groups: see
+ * kv_alloc_placement_group). KV_OK or KV_INVALID. */
 kv_status kv_alloc_placement(const kv_alloc *a, kv_seq_id seq, kv_placement *out);
+
+/* Layer groups the allocator lays out: 1 when the configuration gives none. */
+uint32_t kv_alloc_n_groups(const kv_alloc *a);
+
+/* Where resident seq's KV of layer group g lives: its own block table; token_bytes and
+ * block_bytes are the group's (its layers only). Group 0 is kv_alloc_placement. KV_OK, or
+ * KV_INVALID (not resident, g >= kv_alloc_n_groups). */
+kv_status kv_alloc_placement_group(const kv_alloc *a, kv_seq_id seq, uint32_t g,
+                                   kv_placement *out);
 
 /* How resident seq grows, for the engine's fast path: appends fill `capacity - tokens` slots in
  * place; after that each unit of unit_tokens more slots takes unit_bytes of the pool (and
  * unit_maps chunk map calls), one append of k tokens leaving the same state, block ids apart, as
  * k appends of one. unit_tokens is 0 where growth changes the layout (contiguous moves,
- * compressed token policies), and copy_next is set when the next append must copy a shared
+ * compressed token policies) and with several layer groups (capacity is then the tokens: no
+ * jump), and copy_next is set when the next append must copy a shared
  * block: no jump past either. */
 typedef struct kv_growth {
     uint32_t tokens, capacity, final_tokens;
@@ -277,6 +321,14 @@ uint32_t kv_alloc_seq_tokens(const kv_alloc *a, kv_seq_id seq);
  * free space that cannot hold its reservation counts as external fragmentation. O(live seqs)
  * for paged and chunk-pool, O(live seqs + holes) for contiguous. */
 void kv_alloc_breakdown(const kv_alloc *a, const kv_admit_req *waiting, kv_mem_breakdown *out);
+
+/* Layer group g's part of the breakdown: its token, reserved and internal fragmentation bytes
+ * (the blocks its tables hold) and its uncompressed token bytes; pool-wide fields (pool, free,
+ * cached free, external fragmentation, metadata, host, sequence counts) are the pool's, shared
+ * by every group, so that summing token + reserved + internal over the groups and adding free
+ * and external once gives the pool. O(pool blocks + live seqs). Precondition: g <
+ * kv_alloc_n_groups(a). */
+void kv_alloc_breakdown_group(const kv_alloc *a, uint32_t g, kv_mem_breakdown *out);
 
 const kv_alloc_stats *kv_alloc_stats_of(const kv_alloc *a);
 

@@ -2,7 +2,9 @@
  * Nothing outside sim/alloc/ includes this.
  *
  * One struct kv_alloc holds the common part (config, sequence slots, counters) and a union of
- * the strategy states. Each strategy file defines kv_<strategy>_<op> functions; alloc.c calls
+ * the strategy states. Layer groups live in the blocks state (kv_paged): a table per sequence
+ * and group, group 0's counts in kv_seq (so that one group's memory is laid out as before
+ * groups existed), the others' beside it. Each strategy file defines kv_<strategy>_<op> functions; alloc.c calls
  * them from one switch per operation.
  */
 #ifndef KV_ALLOC_INTERNAL_H
@@ -19,6 +21,12 @@
 
 /* ------------------------------------------------------------------------------------------ */
 
+/* A sequence's block table of one layer group: its length and its dropped entries. */
+typedef struct kv_pg_counts {
+    uint32_t n_blocks;  /* table length (logical blocks, dropped ones included) */
+    uint32_t n_dropped; /* entries set to KV_BLOCK_NONE by the window */
+} kv_pg_counts;
+
 typedef struct kv_seq {
     uint8_t state;         /* kv_seq_state */
     uint32_t tokens;       /* logical tokens */
@@ -34,10 +42,7 @@ typedef struct kv_seq {
         struct {
             uint32_t n_chunks; /* per tensor */
         } ch;
-        struct {
-            uint32_t n_blocks;  /* table length (logical blocks, dropped ones included) */
-            uint32_t n_dropped; /* entries set to KV_BLOCK_NONE by the window */
-        } pg;
+        kv_pg_counts pg; /* layer group 0's table (the others: kv_paged.more) */
     } u;
 } kv_seq;
 
@@ -58,15 +63,28 @@ typedef struct kv_chunkpool {
     uint8_t *mark;   /* checker scratch, one per chunk */
 } kv_chunkpool;
 
-/* Block tables over a block pool, with a token layout (layout.h): paged and compressed. */
+/* Block tables over a block pool, one per sequence and layer group, each group with its token
+ * layout (layout.h): paged and compressed. A block is a page of one group: block_tokens tokens
+ * of that group's layers; every group's page has the same size. */
 typedef struct kv_paged {
     kv_block_pool pool;
-    kv_layout layout;
-    uint32_t *tables;  /* seq s: tables[s * stride ...] */
-    uint32_t stride;   /* max blocks per sequence */
-    uint32_t *want;    /* breakdown scratch, one per block */
-    uint32_t *touched; /* breakdown scratch, one per sequence slot */
-    uint32_t *hits;    /* admission and swap scratch, one per table entry */
+    /* what an append reads, together after the pool (the layouts array last: one group reads
+     * layout[0] only) */
+    uint32_t *tables;     /* seq s, group g: tables[(s * n_groups + g) * stride ...] */
+    uint32_t stride;      /* max blocks per sequence and group */
+    uint32_t n_groups;    /* >= 1 */
+    bool grouped;         /* n_groups > 1: effects name their group */
+    bool one_fast;        /* n_groups == 1: appends take the one-group path (paged.c); tests
+                           * clear it to run one group through the general path */
+    uint64_t slot_bytes;  /* one token of one group's layers, as stored */
+    kv_pg_counts *more;   /* seq s, group g >= 1: more[s * (n_groups - 1) + g - 1]; NULL if one */
+    uint8_t *block_group; /* the group whose tables a referenced block belongs to (grouped) */
+    uint64_t native_slot_bytes; /* one token of one group's layers at the native dtype */
+    uint32_t group_tensors;     /* layer tensors of one group */
+    uint32_t *want;       /* breakdown scratch, one per block */
+    uint32_t *touched;    /* breakdown scratch, one per sequence slot and group */
+    uint32_t *hits;       /* admission and swap scratch, one per table entry of every group */
+    kv_layout layout[KV_MAX_GROUPS]; /* group g's layout */
 } kv_paged;
 
 struct kv_alloc {
@@ -147,6 +165,10 @@ KV_STRATEGY_OPS(paged) /* paged and compressed: block tables over a block pool *
 bool kv_contiguous_too_large(const kv_alloc *a, const kv_admit_req *req);
 bool kv_chunk_too_large(const kv_alloc *a, const kv_admit_req *req);
 bool kv_paged_too_large(const kv_alloc *a, const kv_admit_req *req);
+
+/* Blocks pools: group g's placement, and its part of the breakdown (alloc.h). */
+void kv_paged_placement_group(const kv_alloc *a, kv_seq_id s, uint32_t g, kv_placement *out);
+void kv_paged_breakdown_group(const kv_alloc *a, uint32_t g, kv_mem_breakdown *out);
 
 /* Give back the host units of swapped sequence s (it is being freed while swapped). */
 void kv_paged_host_release(kv_alloc *a, kv_seq_id s);

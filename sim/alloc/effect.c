@@ -84,6 +84,8 @@ void kv_effect_fprint(FILE *f, const kv_effect *e)
     fputs(kv_effect_kind_name((kv_effect_kind)e->kind), f);
     if (e->cause != KV_CAUSE_NONE)
         fprintf(f, ":%s", kv_effect_cause_name((kv_effect_cause)e->cause));
+    if (e->grouped)
+        fprintf(f, " g%u", e->group);
     switch ((kv_effect_kind)e->kind) {
     case KV_FX_MAP:
     case KV_FX_UNMAP: fprintf(f, " t%u i%u c%u", e->series, e->index, e->dst); break;

@@ -77,6 +77,8 @@ typedef struct kv_effect {
     uint8_t cause; /* kv_effect_cause */
     uint8_t at;    /* kv_effect_at, for COPY and TRANSFER */
     uint8_t dst_tier; /* TRANSFER: the tier the bytes go to (kv_tier) */
+    uint8_t group;    /* the layer group whose table, blocks or tokens it concerns */
+    uint8_t grouped;  /* 1 when the allocator has more than one group: the group is printed */
     uint32_t seq;     /* the sequence served (COPY fork: the child) */
     uint32_t src_seq; /* COPY fork: the parent; else seq */
     uint32_t src, dst; /* block / chunk ids; KV_FX_NO_UNIT where a side has none */
@@ -122,7 +124,8 @@ const char *kv_effect_kind_name(kv_effect_kind k);
 const char *kv_effect_cause_name(kv_effect_cause c);
 
 /* One effect as the decision log prints it, e.g. "copy:cow b12->b40 4096B",
- * "map t3 i2 c77", "xfer:swap-out b5->h0@i0 32768B x64". */
+ * "map t3 i2 c77", "xfer:swap-out b5->h0@i0 32768B x64"; with several layer groups the group
+ * follows the kind, "table g1 i3 b7" (a single group prints as before groups existed). */
 void kv_effect_fprint(FILE *f, const kv_effect *e);
 
 #endif

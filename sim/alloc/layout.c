@@ -22,6 +22,18 @@ kv_layout kv_layout_of(const kv_alloc_config *c)
     return l;
 }
 
+kv_layout kv_layout_of_group(const kv_alloc_config *c, uint32_t g)
+{
+    if (c->n_groups == 0)
+        return kv_layout_of(c);
+    const kv_layer_group *lg = &c->groups[g];
+    return (kv_layout){.policy = lg->policy,
+                       .block_tokens = c->paged.block_tokens,
+                       .sink_tokens = lg->sink_tokens,
+                       .window_tokens = lg->window_tokens,
+                       .budget_tokens = lg->budget_tokens};
+}
+
 uint32_t kv_layout_stored_end(const kv_layout *l, uint32_t tokens)
 {
     return l->policy == KV_TOKENS_BUDGET ? min_u32(tokens, l->budget_tokens) : tokens;

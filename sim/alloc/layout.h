@@ -39,6 +39,10 @@ typedef struct kv_layout {
 /* The layout configuration c asks of its blocks: compressed's token policy, else full. */
 kv_layout kv_layout_of(const kv_alloc_config *c);
 
+/* The layout of layer group g: groups[g]'s when c->n_groups > 0, else kv_layout_of(c) (g == 0).
+ * Precondition: c validated, g < max(n_groups, 1). */
+kv_layout kv_layout_of_group(const kv_alloc_config *c, uint32_t g);
+
 /* Whether forks may share blocks (only when every token is kept). */
 static inline bool kv_layout_shares(const kv_layout *l)
 {
