@@ -48,7 +48,7 @@ static bool on_calib(void *ctx, const char *section, const char *key, const char
 void kv_costmodel_init(kv_costmodel *cm, const kv_model *m, const kv_gpu *g, uint32_t tp,
                        uint64_t kv_token_bytes)
 {
-    *cm = (kv_costmodel){.gpu = *g};
+    *cm = (kv_costmodel){.gpu = *g, .host_link = kv_gpu_host_link(g)};
     cm->active_params = m->active_params_b * 1e9 / tp;
     cm->weight_bytes = (double)kv_model_weight_bytes(m, tp);
     cm->kv_token_bytes = (double)kv_token_bytes;
@@ -59,7 +59,15 @@ void kv_costmodel_init(kv_costmodel *cm, const kv_model *m, const kv_gpu *g, uin
 
 kv_status kv_costmodel_calibrate(kv_costmodel *cm, const char *path, kv_err *err)
 {
-    return kv_inifile_load(path, on_calib, &cm->gpu, NULL, err);
+    kv_status st = kv_inifile_load(path, on_calib, &cm->gpu, NULL, err);
+    cm->host_link = kv_gpu_host_link(&cm->gpu);
+    return st;
+}
+
+kv_tier_link kv_gpu_host_link(const kv_gpu *g)
+{
+    return (kv_tier_link){
+        .h2d_gbps = g->h2d_gbps, .d2h_gbps = g->d2h_gbps, .copy_latency_us = g->copy_latency_us};
 }
 
 kv_step_time kv_costmodel_step(void *ctx, const kv_step_work *w)
@@ -88,9 +96,10 @@ kv_step_time kv_costmodel_step(void *ctx, const kv_step_work *w)
     if (prefill || decode)
         t.compute_s += g->step_overhead_ms * 1e-3;
     t.compute_s += 2.0 * (double)w->copy_bytes / bw;
-    t.swap_s = (double)(w->swap_out_copies + w->swap_in_copies) * g->copy_latency_us * 1e-6 +
-               (double)w->swap_out_bytes / (g->d2h_gbps * 1e9) +
-               (double)w->swap_in_bytes / (g->h2d_gbps * 1e9);
+    const kv_tier_link *l = &cm->host_link;
+    t.swap_s = (double)(w->swap_out_copies + w->swap_in_copies) * l->copy_latency_us * 1e-6 +
+               (double)w->swap_out_bytes / (l->d2h_gbps * 1e9) +
+               (double)w->swap_in_bytes / (l->h2d_gbps * 1e9);
     t.map_s = ((double)w->n_maps * g->map_us + (double)w->n_unmaps * g->unmap_us) * 1e-6;
     t.total_s = t.compute_s + t.swap_s + t.map_s;
     return t;

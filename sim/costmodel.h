@@ -9,7 +9,9 @@
  * with P_a active parameters per GPU, T_p prefill tokens, A_p attention pairs of the prefill
  * chunks (sum of c (context + c/2)), N_d decoding sequences, C_d their summed context, L layers,
  * H_q query heads per GPU, d head dim, W weight bytes per GPU, k KV bytes per token per GPU.
- * Swaps: copies x copy_latency + bytes / link bandwidth, per direction. Device copies (grow
+ * Swaps (transfer effects between the device and the host tier): copies x copy_latency + bytes /
+ * link bandwidth, per direction, over the host tier's link (kv_tier_link, tier.h), which is the
+ * GPU preset's host link unless a calibration file replaces it. Device copies (grow
  * moves, CoW): bytes x 2 / (hbm x eff_memory) (read and write). Chunk maps: map_us and
  * unmap_us per call. Coefficients come from the GPU preset, or a calibration file (--calib,
  * written by `kvgpu calibrate`): an INI [calibration] section with any of eff_memory,
@@ -20,9 +22,11 @@
 
 #include "executor.h"
 #include "preset.h"
+#include "tier.h"
 
 typedef struct kv_costmodel {
     kv_gpu gpu;           /* coefficients, possibly calibrated */
+    kv_tier_link host_link; /* the host tier's link: the GPU's, possibly calibrated */
     double active_params; /* per GPU */
     double weight_bytes;  /* per GPU */
     double kv_token_bytes;
@@ -38,5 +42,8 @@ kv_status kv_costmodel_calibrate(kv_costmodel *cm, const char *path, kv_err *err
 kv_step_time kv_costmodel_step(void *cm, const kv_step_work *w);
 
 kv_executor kv_costmodel_executor(kv_costmodel *cm);
+
+/* The host tier's link as the GPU preset and calibration give it. */
+kv_tier_link kv_gpu_host_link(const kv_gpu *g);
 
 #endif

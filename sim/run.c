@@ -315,6 +315,10 @@ static json_t *config_json(const kv_run_config *c, const char *label, const kv_e
     json_object_set_new(x, "strategy", json_string(kv_strategy_name(ac->strategy)));
     json_object_set_new(x, "pool_bytes", json_integer((json_int_t)ac->pool_bytes));
     json_object_set_new(x, "host_pool_bytes", json_integer((json_int_t)ac->host_pool_bytes));
+    json_object_set_new(x, "host_link",
+                        json_pack("{s:f, s:f, s:f}", "h2d_gbps", ac->host_link.h2d_gbps,
+                                  "d2h_gbps", ac->host_link.d2h_gbps, "copy_latency_us",
+                                  ac->host_link.copy_latency_us));
     json_object_set_new(x, "watermark", json_real(ac->watermark));
     json_object_set_new(x, "token_bytes",
                         json_integer((json_int_t)kv_shape_token_bytes(&ac->shape)));
@@ -578,6 +582,7 @@ kv_status kv_run(const kv_run_config *c, const kv_run_hooks *hooks, kv_summary *
     kv_costmodel_init(&cm, &m, &g, (uint32_t)c->tp, kv_shape_token_bytes(&stored));
     if (c->calib && kv_costmodel_calibrate(&cm, c->calib, err) != KV_OK)
         return KV_ERR_INPUT;
+    ac.host_link = cm.host_link; /* the host tier's link, as the cost model prices it */
     kv_executor ex = kv_costmodel_executor(&cm);
     if (hooks) {
         ex = hooks->wrap(hooks->ctx, ex);

@@ -170,6 +170,9 @@ kv_status kv_alloc_config_validate(const kv_alloc_config *c, kv_err *err)
         return kv_errorf(err, KV_ERR_INPUT, "max_seqs: must be in 1..%u", KV_SEQ_NONE - 1);
     if (c->max_seq_tokens == 0 || c->max_seq_tokens > (1u << 30))
         return kv_errorf(err, KV_ERR_INPUT, "max_seq_tokens: must be in 1..%u", 1u << 30);
+    if (!(c->host_link.h2d_gbps >= 0 && c->host_link.d2h_gbps >= 0 &&
+          c->host_link.copy_latency_us >= 0))
+        return kv_errorf(err, KV_ERR_INPUT, "host_link: bandwidths and latency must be >= 0");
     if (!(c->watermark >= 0.0 && c->watermark < 1.0))
         return kv_errorf(err, KV_ERR_INPUT, "watermark: must be in [0, 1), got %g", c->watermark);
     switch (c->strategy) {
@@ -328,6 +331,8 @@ kv_status kv_alloc_create(const kv_alloc_config *c, kv_alloc **out, kv_err *err)
                                    c->max_seqs);
         if (st == KV_OK && blocks && (a->host_mark = calloc((size_t)a->host.max_ids + 1, 1)) == NULL)
             st = KV_ERR_NOMEM;
+        a->host.tier = KV_TIER_HOST;
+        a->host.link = c->host_link;
         if (st != KV_OK) {
             kv_alloc_destroy(&a);
             return st == KV_ERR_INPUT

@@ -42,6 +42,7 @@
 #include "effect.h"
 #include "shape.h"
 #include "status.h"
+#include "tier.h"
 
 /* ----------------------------------------------------------------- constants and enums --- */
 
@@ -101,7 +102,10 @@ typedef struct kv_alloc_config {
     kv_strategy strategy;
     kv_shape shape;           /* the model's KV geometry at its native dtype */
     uint64_t pool_bytes;      /* device bytes given to KV */
-    uint64_t host_pool_bytes; /* swap tier capacity; 0 = no swap tier */
+    uint64_t host_pool_bytes; /* host tier capacity; 0 = no host tier */
+    kv_tier_link host_link;   /* the host tier's link (tier.h); kv_run fills it from the GPU
+                               * preset and --calib, the cost model prices transfers over it;
+                               * zero where nobody prices them (the allocator never does) */
     uint32_t max_seqs;        /* sequence slots, resident and swapped together */
     uint32_t max_seq_tokens;  /* the model's context: longest sequence, and the `max` reservation */
     double watermark;         /* fraction of the pool admission must leave free (vLLM: 0.01) */

@@ -33,8 +33,17 @@
 
 typedef enum kv_tier_kind { KV_TIER_BLOCKS, KV_TIER_EXTENTS } kv_tier_kind;
 
+/* A tier's link to the device: bandwidth per direction and the fixed cost of one copy. The
+ * allocator only carries it; the cost model prices every transfer effect over it. */
+typedef struct kv_tier_link {
+    double h2d_gbps, d2h_gbps; /* GB/s (1e9 bytes) into and out of the device */
+    double copy_latency_us;    /* per separate copy */
+} kv_tier_link;
+
 typedef struct kv_host_tier {
+    uint8_t tier;       /* kv_tier (effect.h): KV_TIER_HOST */
     kv_tier_kind kind;
+    kv_tier_link link;
     uint64_t unit_bytes;  /* a block, or a token as stored */
     uint64_t n_units;     /* capacity: capacity_bytes / unit_bytes */
     uint64_t used_units;
