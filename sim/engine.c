@@ -46,9 +46,8 @@ typedef struct chunk {
 } chunk;
 
 struct kv_engine {
-    kv_effect_totals fx; /* what this step's allocator operations required of memory */
-    kv_op_listener user_listener; /* kv_engine_set_listener: told after the engine */
-    void *user_ctx;
+    kv_effect_totals fx; /* what this step's allocator operations required of memory (the
+                          * allocator adds every operation's effects: kv_alloc_set_totals) */
     kv_engine_config ec;
     kv_alloc *a;
     kv_executor ex;
@@ -870,16 +869,6 @@ static kv_status try_jump(kv_engine *e, kv_observer *obs, uint64_t *jumped, kv_e
     return st;
 }
 
-/* The engine listens to its allocator: every operation's effects go into the step's totals,
- * then to the user's listener (kvgpu, the decision log). */
-static void on_op(void *ctx, const kv_alloc *a, const kv_op_record *r)
-{
-    kv_engine *e = ctx;
-    kv_effects_add_totals(r->effects, r->n_effects, &e->fx);
-    if (e->user_listener)
-        e->user_listener(e->user_ctx, a, r);
-}
-
 /* ------------------------------------------------------------------------------------------ */
 
 void kv_engine_config_default(kv_engine_config *c)
@@ -915,7 +904,7 @@ kv_status kv_engine_create(const kv_engine_config *ec, const kv_alloc_config *ac
     c.max_seqs = 2 * ec->max_num_seqs + 1024; /* running, swapped, and forks in flight */
     kv_status st = kv_alloc_create(&c, &e->a, err);
     if (st == KV_OK)
-        kv_alloc_set_listener(e->a, on_op, e);
+        kv_alloc_set_totals(e->a, &e->fx);
     e->running = malloc(c.max_seqs * sizeof *e->running);
     e->decodes = malloc(c.max_seqs * sizeof *e->decodes);
     e->chunks = malloc(c.max_seqs * sizeof *e->chunks);
@@ -1030,8 +1019,7 @@ double kv_engine_now(const kv_engine *e)
 
 void kv_engine_set_listener(kv_engine *e, kv_op_listener fn, void *ctx)
 {
-    e->user_listener = fn;
-    e->user_ctx = ctx;
+    kv_alloc_set_listener(e->a, fn, ctx);
 }
 
 const kv_engine_config *kv_engine_config_of(const kv_engine *e)

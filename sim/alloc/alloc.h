@@ -371,6 +371,10 @@ typedef void (*kv_op_listener)(void *ctx, const kv_alloc *a, const kv_op_record 
  * must be applied: none when it failed. Borrowed: valid until the next operation. */
 const kv_effect *kv_alloc_effects(const kv_alloc *a, uint32_t *n_effects);
 
+/* Add the effects of every operation to *totals as it completes (NULL to stop): how the engine
+ * prices a step's maps, unmaps and copies without a listener call per operation. */
+void kv_alloc_set_totals(kv_alloc *a, kv_effect_totals *totals);
+
 /* One listener (NULL to remove). */
 void kv_alloc_set_listener(kv_alloc *a, kv_op_listener fn, void *ctx);
 

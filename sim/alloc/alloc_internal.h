@@ -103,6 +103,7 @@ struct kv_alloc {
     kv_alloc_stats stats;
     kv_op_listener listener; /* kv_alloc_set_listener */
     void *listener_ctx;
+    kv_effect_totals *totals; /* kv_alloc_set_totals */
     /* The effects of the operation in progress (or the last one), in fx[0 .. n_fx); room for
      * the most one operation can emit, sized at create, so that no operation allocates. */
     kv_effect *fx;

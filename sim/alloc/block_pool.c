@@ -14,31 +14,6 @@
 
 /* ------------------------------------------------------------------------------------------ */
 
-static void lru_remove(kv_block_pool *p, uint32_t b)
-{
-    if (p->lru_prev[b] != NO_BLOCK)
-        p->lru_next[p->lru_prev[b]] = p->lru_next[b];
-    else
-        p->lru_head = p->lru_next[b];
-    if (p->lru_next[b] != NO_BLOCK)
-        p->lru_prev[p->lru_next[b]] = p->lru_prev[b];
-    else
-        p->lru_tail = p->lru_prev[b];
-    p->n_lru--;
-}
-
-static void lru_push_tail(kv_block_pool *p, uint32_t b)
-{
-    p->lru_next[b] = NO_BLOCK;
-    p->lru_prev[b] = p->lru_tail;
-    if (p->lru_tail != NO_BLOCK)
-        p->lru_next[p->lru_tail] = b;
-    else
-        p->lru_head = b;
-    p->lru_tail = b;
-    p->n_lru++;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 
 kv_status kv_block_pool_init(kv_block_pool *p, uint32_t n_blocks, uint32_t block_tokens,
@@ -93,48 +68,6 @@ uint64_t kv_block_pool_metadata_bytes(const kv_block_pool *p)
 {
     return ((uint64_t)p->n_blocks + 1) * (4 * sizeof(uint32_t) + sizeof(uint64_t) + 1) +
            kv_prefix_index_metadata_bytes(&p->index);
-}
-
-uint32_t kv_block_pool_take(kv_block_pool *p, bool *evicted)
-{
-    uint32_t b;
-    *evicted = false;
-    if (p->n_free_stack > 0) {
-        b = p->free_stack[--p->n_free_stack];
-    } else {
-        b = p->lru_head;
-        KV_ASSERT(b != NO_BLOCK);
-        lru_remove(p, b);
-        kv_prefix_index_remove(&p->index, p->hash[b]);
-        p->cached[b] = 0;
-        *evicted = true;
-    }
-    KV_ASSERT(p->refcnt[b] == 0);
-    p->refcnt[b] = 1;
-    p->fill[b] = 0;
-    return b;
-}
-
-void kv_block_pool_incref(kv_block_pool *p, uint32_t b)
-{
-    if (p->refcnt[b] == 0) { /* a cached free block comes back into use */
-        KV_ASSERT(p->cached[b]);
-        lru_remove(p, b);
-        p->filled_slots += p->fill[b];
-    }
-    p->refcnt[b]++;
-}
-
-void kv_block_pool_decref(kv_block_pool *p, uint32_t b)
-{
-    KV_ASSERT(p->refcnt[b] > 0);
-    if (--p->refcnt[b] > 0)
-        return;
-    p->filled_slots -= p->fill[b];
-    if (p->cached[b])
-        lru_push_tail(p, b);
-    else
-        p->free_stack[p->n_free_stack++] = b;
 }
 
 void kv_block_pool_register(kv_block_pool *p, uint64_t hash, uint32_t b)

@@ -50,15 +50,81 @@ static inline uint32_t kv_block_pool_n_free(const kv_block_pool *p)
     return p->n_free_stack + p->n_lru;
 }
 
+/* Inline below: the hot path of every append (out of line, 3% of a replay). */
+
+#define KV_BLOCK_POOL_NONE UINT32_MAX
+
+static inline void kv_block_pool_lru_remove_(kv_block_pool *p, uint32_t b)
+{
+    if (p->lru_prev[b] != KV_BLOCK_POOL_NONE)
+        p->lru_next[p->lru_prev[b]] = p->lru_next[b];
+    else
+        p->lru_head = p->lru_next[b];
+    if (p->lru_next[b] != KV_BLOCK_POOL_NONE)
+        p->lru_prev[p->lru_next[b]] = p->lru_prev[b];
+    else
+        p->lru_tail = p->lru_prev[b];
+    p->n_lru--;
+}
+
+static inline void kv_block_pool_lru_push_tail_(kv_block_pool *p, uint32_t b)
+{
+    p->lru_next[b] = KV_BLOCK_POOL_NONE;
+    p->lru_prev[b] = p->lru_tail;
+    if (p->lru_tail != KV_BLOCK_POOL_NONE)
+        p->lru_next[p->lru_tail] = b;
+    else
+        p->lru_head = b;
+    p->lru_tail = b;
+    p->n_lru++;
+}
+
 /* A free block, referenced once, empty. *evicted is set when it was a cached block whose
  * prefix is now gone. Precondition: a free block exists. */
-uint32_t kv_block_pool_take(kv_block_pool *p, bool *evicted);
+static inline uint32_t kv_block_pool_take(kv_block_pool *p, bool *evicted)
+{
+    uint32_t b;
+    *evicted = false;
+    if (p->n_free_stack > 0) {
+        b = p->free_stack[--p->n_free_stack];
+    } else {
+        b = p->lru_head;
+        KV_ASSERT(b != KV_BLOCK_POOL_NONE);
+        kv_block_pool_lru_remove_(p, b);
+        kv_prefix_index_remove(&p->index, p->hash[b]);
+        p->cached[b] = 0;
+        *evicted = true;
+    }
+    KV_ASSERT(p->refcnt[b] == 0);
+    p->refcnt[b] = 1;
+    p->fill[b] = 0;
+    return b;
+}
 
 /* One more reference to b; a cached free block comes back into use. */
-void kv_block_pool_incref(kv_block_pool *p, uint32_t b);
+static inline void kv_block_pool_incref(kv_block_pool *p, uint32_t b)
+{
+    if (p->refcnt[b] == 0) { /* a cached free block comes back into use */
+        KV_ASSERT(p->cached[b]);
+        kv_block_pool_lru_remove_(p, b);
+        p->filled_slots += p->fill[b];
+    }
+    p->refcnt[b]++;
+}
 
 /* One reference fewer; at zero b goes to the LRU list if cached, else to the free stack. */
-void kv_block_pool_decref(kv_block_pool *p, uint32_t b);
+static inline void kv_block_pool_decref(kv_block_pool *p, uint32_t b)
+{
+    KV_ASSERT(p->refcnt[b] > 0);
+    if (--p->refcnt[b] > 0)
+        return;
+    p->filled_slots -= p->fill[b];
+    if (p->cached[b])
+        kv_block_pool_lru_push_tail_(p, b);
+    else
+        p->free_stack[p->n_free_stack++] = b;
+}
+
 
 /* The block registered under hash, or KV_INDEX_NONE. */
 static inline uint32_t kv_block_pool_lookup(const kv_block_pool *p, uint64_t hash)

@@ -49,19 +49,64 @@ static inline bool kv_layout_shares(const kv_layout *l)
     return l->policy == KV_TOKENS_ALL;
 }
 
+/* Inline: paged.c asks these on every append (out of line they cost 4% of a replay). */
+
+static inline uint32_t kv_layout_min_(uint32_t x, uint32_t y)
+{
+    return x < y ? x : y;
+}
+
 /* Tokens kept, and the stored end, of a sequence of `tokens` logical tokens. */
-uint32_t kv_layout_kept_tokens(const kv_layout *l, uint32_t tokens);
-uint32_t kv_layout_stored_end(const kv_layout *l, uint32_t tokens);
+static inline uint32_t kv_layout_stored_end(const kv_layout *l, uint32_t tokens)
+{
+    return l->policy == KV_TOKENS_BUDGET ? kv_layout_min_(tokens, l->budget_tokens) : tokens;
+}
+
+static inline uint32_t kv_layout_kept_tokens(const kv_layout *l, uint32_t tokens)
+{
+    switch (l->policy) {
+    case KV_TOKENS_ALL: return tokens;
+    case KV_TOKENS_BUDGET: return kv_layout_min_(tokens, l->budget_tokens);
+    case KV_TOKENS_WINDOW: {
+        uint32_t sinks = kv_layout_min_(tokens, l->sink_tokens);
+        uint32_t recent_from = tokens > l->window_tokens ? tokens - l->window_tokens : 0;
+        if (recent_from < sinks)
+            recent_from = sinks;
+        return sinks + (tokens - recent_from);
+    }
+    }
+    return tokens;
+}
 
 /* Blocks the window never drops (those holding sink tokens); 0 for other layouts. */
-uint32_t kv_layout_sink_blocks(const kv_layout *l);
+static inline uint32_t kv_layout_sink_blocks(const kv_layout *l)
+{
+    if (l->policy != KV_TOKENS_WINDOW)
+        return 0;
+    return (l->sink_tokens + l->block_tokens - 1) / l->block_tokens;
+}
 
 /* The first block after the sinks still kept at length `tokens` (window); 0 otherwise. Entries
  * [sink blocks, first kept block) are dropped. */
-uint32_t kv_layout_first_kept_block(const kv_layout *l, uint32_t tokens);
+static inline uint32_t kv_layout_first_kept_block(const kv_layout *l, uint32_t tokens)
+{
+    if (l->policy != KV_TOKENS_WINDOW)
+        return 0;
+    uint32_t w = l->window_tokens, sink = kv_layout_sink_blocks(l);
+    uint32_t first = tokens > w ? (tokens - w) / l->block_tokens : 0;
+    return first > sink ? first : sink;
+}
 
 /* An upper bound (exact but for at most one block under window) on the blocks a sequence holds
  * at once during a life ending at final_tokens. */
-uint32_t kv_layout_peak_blocks(const kv_layout *l, uint32_t final_tokens);
+static inline uint32_t kv_layout_peak_blocks(const kv_layout *l, uint32_t final_tokens)
+{
+    uint32_t bt = l->block_tokens;
+    uint32_t all = (uint32_t)(((uint64_t)kv_layout_stored_end(l, final_tokens) + bt - 1) / bt);
+    if (l->policy != KV_TOKENS_WINDOW)
+        return all;
+    uint64_t bound = (uint64_t)kv_layout_sink_blocks(l) + (l->window_tokens + bt - 1) / bt + 1;
+    return bound < all ? (uint32_t)bound : all;
+}
 
 #endif

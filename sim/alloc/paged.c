@@ -187,7 +187,7 @@ static uint32_t present_all(const kv_alloc *a, kv_seq_id s)
 }
 
 /* Entry i of s's group-g table now names block b (KV_BLOCK_NONE: dropped by the layout). */
-static void emit_table(kv_alloc *a, kv_seq_id s, uint32_t g, uint32_t i, uint32_t b)
+static inline void emit_table(kv_alloc *a, kv_seq_id s, uint32_t g, uint32_t i, uint32_t b)
 {
     kv_alloc_emit(a, (kv_effect){.kind = KV_FX_TABLE,
                                  .group = (uint8_t)g,
@@ -538,10 +538,13 @@ kv_status kv_paged_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
     uint32_t old_end = stored_end(p, 0, q->tokens);
     uint32_t new_end = stored_end(p, 0, q->tokens + n_tokens);
     uint32_t have = q->u.pg.n_blocks, want = blocks_for(p, new_end);
-    uint32_t drop_from = kv_layout_sink_blocks(l) + q->u.pg.n_dropped;
-    uint32_t drop_to = kv_layout_first_kept_block(l, q->tokens + n_tokens);
-    if (drop_to < drop_from)
-        drop_to = drop_from;
+    uint32_t drop_from = 0, drop_to = 0; /* only a window drops blocks */
+    if (l->policy == KV_TOKENS_WINDOW) {
+        drop_from = kv_layout_sink_blocks(l) + q->u.pg.n_dropped;
+        drop_to = kv_layout_first_kept_block(l, q->tokens + n_tokens);
+        if (drop_to < drop_from)
+            drop_to = drop_from;
+    }
     uint32_t last = have > 0 ? t[have - 1] : KV_BLOCK_NONE;
     bool last_dropped = have > 0 && have - 1 >= drop_from && have - 1 < drop_to;
     bool grows_last = !last_dropped && new_end > old_end && last != KV_BLOCK_NONE &&
