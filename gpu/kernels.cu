@@ -50,10 +50,7 @@ kv_status kvg_format_of(const kv_alloc_config *c, kvg_dtype dtype, kvg_format *o
     out->scale_bytes = group ? sb : 0;
     uint64_t elems = (uint64_t)s->n_kv_heads * HEAD_DIM;
     out->row_bytes = elems * bits / 8 + (group ? elems / group * sb : 0);
-    kv_shape stored = *s; /* as the allocator counts a row */
-    stored.elem_bits = bits;
-    stored.scale_group_elems = group;
-    stored.scale_bytes = sb;
+    kv_shape stored = kv_alloc_config_stored_shape(c); /* as the allocator counts a row */
     if (out->row_bytes != kv_shape_tensor_token_bytes(&stored))
         return kv_errorf(err, KV_CORRUPT, "kvgpu: row of %llu bytes, the allocator's is %llu",
                          (unsigned long long)out->row_bytes,
