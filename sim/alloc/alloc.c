@@ -682,10 +682,16 @@ static void tell(kv_alloc *a, kv_op op, kv_seq_id seq, kv_seq_id parent, uint32_
 static inline kv_status done(kv_alloc *a, kv_op op, kv_seq_id seq, kv_seq_id parent,
                              uint32_t tokens, kv_status st)
 {
-    if (st != KV_OK)
-        a->n_fx = 0;
-    else if (a->n_fx > 0 && a->totals)
-        kv_effects_add_totals(a->fx, a->n_fx, a->totals);
+    if (st != KV_OK) {
+        a->n_fx = a->n_fx_tables = a->n_fx_drops = 0;
+    } else if (a->n_fx > 0 && a->totals) {
+        if (a->n_fx_tables + a->n_fx_drops < a->n_fx) { /* something to price */
+            kv_effects_add_totals(a->fx, a->n_fx, a->totals);
+        } else { /* only table writes and drops, as most admissions and appends: counted */
+            a->totals->n_table_writes += a->n_fx_tables;
+            a->totals->n_drops += a->n_fx_drops;
+        }
+    }
     if (a->listener)
         tell(a, op, seq, parent, tokens, st);
     return st;
@@ -705,14 +711,14 @@ const kv_effect *kv_alloc_effects(const kv_alloc *a, uint32_t *n_effects)
 kv_status kv_alloc_admit(kv_alloc *a, const kv_admit_req *req, kv_seq_id *seq,
                          uint32_t *cached_tokens)
 {
-    a->n_fx = 0;
+    a->n_fx = a->n_fx_tables = a->n_fx_drops = 0;
     kv_status st = admit_op(a, req, seq, cached_tokens);
     return done(a, KV_OP_ADMIT, *seq, KV_SEQ_NONE, req->prompt_tokens, st);
 }
 
 kv_status kv_alloc_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
 {
-    a->n_fx = 0;
+    a->n_fx = a->n_fx_tables = a->n_fx_drops = 0;
     kv_status st = append_op(a, s, n_tokens);
     return done(a, KV_OP_APPEND, s, KV_SEQ_NONE, n_tokens, st);
 }
@@ -720,28 +726,28 @@ kv_status kv_alloc_append(kv_alloc *a, kv_seq_id s, uint32_t n_tokens)
 kv_status kv_alloc_fork(kv_alloc *a, kv_seq_id parent, uint32_t child_final_tokens,
                         kv_seq_id *child)
 {
-    a->n_fx = 0;
+    a->n_fx = a->n_fx_tables = a->n_fx_drops = 0;
     kv_status st = fork_op(a, parent, child_final_tokens, child);
     return done(a, KV_OP_FORK, *child, parent, child_final_tokens, st);
 }
 
 kv_status kv_alloc_free(kv_alloc *a, kv_seq_id s)
 {
-    a->n_fx = 0;
+    a->n_fx = a->n_fx_tables = a->n_fx_drops = 0;
     kv_status st = free_op(a, s);
     return done(a, KV_OP_FREE, s, KV_SEQ_NONE, 0, st);
 }
 
 kv_status kv_alloc_swap_out(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
 {
-    a->n_fx = 0;
+    a->n_fx = a->n_fx_tables = a->n_fx_drops = 0;
     kv_status st = swap_out_op(a, s, st_out);
     return done(a, KV_OP_SWAP_OUT, s, KV_SEQ_NONE, 0, st);
 }
 
 kv_status kv_alloc_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st_out)
 {
-    a->n_fx = 0;
+    a->n_fx = a->n_fx_tables = a->n_fx_drops = 0;
     kv_status st = swap_in_op(a, s, st_out);
     return done(a, KV_OP_SWAP_IN, s, KV_SEQ_NONE, 0, st);
 }

@@ -108,6 +108,7 @@ struct kv_alloc {
      * the most one operation can emit, sized at create, so that no operation allocates. */
     kv_effect *fx;
     uint32_t n_fx, fx_cap;
+    uint32_t n_fx_tables, n_fx_drops; /* of those, table writes and drops (no bytes move) */
     union {
         kv_contig contig;
         kv_chunkpool chunk;
@@ -132,6 +133,8 @@ static inline void kv_alloc_emit(kv_alloc *a, kv_effect e)
 {
     KV_ASSERT(a->n_fx < a->fx_cap);
     a->fx[a->n_fx++] = e;
+    a->n_fx_tables += e.kind == KV_FX_TABLE;
+    a->n_fx_drops += e.kind == KV_FX_DROP;
 }
 
 /* Bytes the watermark keeps free. */
