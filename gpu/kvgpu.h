@@ -109,7 +109,8 @@ kv_status kvg_pool_sync(kvg_pool *p, const kv_alloc *a, kv_seq_id s, kvg_seqdesc
  * kvg_pool_flush), an eviction (nothing). Copies and transfers are the caller's. */
 kv_status kvg_pool_apply(kvg_pool *p, const kv_effect *e, kv_err *err);
 
-/* Upload the block-table entries written since the last flush: one copy per sequence. */
+/* Upload the block-table entries written since the last flush: one copy per sequence; the
+ * device tables are current when it returns (it waits for the copies). */
 kv_status kvg_pool_flush(kvg_pool *p, kv_err *err);
 
 /* Sequence slot s's block table on the device, and its host mirror (NULL without tables). */

@@ -374,6 +374,8 @@ kv_status kvg_pool_apply(kvg_pool *p, const kv_effect *e, kv_err *err)
 
 kv_status kvg_pool_flush(kvg_pool *p, kv_err *err)
 {
+    if (p->n_dirty == 0)
+        return KV_OK;
     for (uint32_t k = 0; k < p->n_dirty; k++) {
         kv_seq_id s = p->dirty[k];
         size_t at = (size_t)s * p->max_blocks + p->dirty_lo[s];
@@ -383,6 +385,10 @@ kv_status kvg_pool_flush(kvg_pool *p, kv_err *err)
         p->dirty_hi[s] = 0;
     }
     p->n_dirty = 0;
+    /* From pageable memory on the legacy stream, the copies may still be in flight when the
+     * calls return, and the swap engine's and the executor's streams do not wait for that
+     * stream: finish them here, so that every later kernel reads the tables as written. */
+    CUDA_TRY(cudaStreamSynchronize(0));
     return KV_OK;
 }
 

@@ -62,7 +62,7 @@ struct gpu_replay {
     void *work = nullptr;
     uint32_t *qseq = nullptr, *qpos = nullptr;
     cudaEvent_t e0, e1;
-    bool events = false; /* e0 and e1 created */
+    bool event0 = false, event1 = false; /* e0, e1 created */
     /* measured */
     FILE *steps = nullptr;
     char steps_path[1100];
@@ -233,6 +233,7 @@ static void on_op(void *ctx, const kv_alloc *a, const kv_op_record *r)
         kv_decision_log_write(g->log, a, r);
     if (g->st != KV_OK || r->status != KV_OK)
         return;
+    bool copied = false;
     for (uint32_t i = 0; i < r->n_effects && g->st == KV_OK;) {
         const kv_effect *e = &r->effects[i];
         if (e->kind == KV_FX_TRANSFER) { /* the run of transfers of one sequence is one swap */
@@ -246,14 +247,18 @@ static void on_op(void *ctx, const kv_alloc *a, const kv_op_record *r)
             i += n;
             continue;
         }
-        if (e->kind == KV_FX_COPY)
+        if (e->kind == KV_FX_COPY) {
             copy(g, e);
+            copied = true;
+        }
         else
             fail(g, kvg_pool_apply(g->pool, e, &g->err));
         i++;
     }
     if (g->st == KV_OK)
         fail(g, kvg_pool_flush(g->pool, &g->err));
+    if (g->st == KV_OK && copied) /* the copies are on the legacy stream: done before any other */
+        cuda_ok(g, cudaStreamSynchronize(0), "device copies");
     if (g->st == KV_OK && kv_alloc_seq_state(a, r->seq) == KV_SEQ_RESIDENT)
         fail(g, kvg_pool_describe(g->pool, a, r->seq, &g->descs[r->seq], &g->err));
 }
@@ -405,11 +410,10 @@ static kv_status attach(gpu_replay *g, kv_engine *e, kv_decision_log *log)
             ce = cudaMalloc(&g->qseq, QUERY_BATCH * 4);
         if (ce == cudaSuccess)
             ce = cudaMalloc(&g->qpos, QUERY_BATCH * 4);
-        if (ce == cudaSuccess)
-            ce = cudaEventCreate(&g->e0);
-        if (ce == cudaSuccess)
-            ce = cudaEventCreate(&g->e1);
-        g->events = ce == cudaSuccess;
+        if (ce == cudaSuccess && (ce = cudaEventCreate(&g->e0)) == cudaSuccess)
+            g->event0 = true;
+        if (ce == cudaSuccess && (ce = cudaEventCreate(&g->e1)) == cudaSuccess)
+            g->event1 = true;
         if (ce != cudaSuccess)
             st = kv_errorf(err, KV_ERR_NOMEM, "kvgpu replay: device buffers: %s",
                            cudaGetErrorString(ce));
@@ -489,10 +493,10 @@ static void release(gpu_replay *g)
     cudaFree(g->work);
     cudaFree(g->qseq);
     cudaFree(g->qpos);
-    if (g->events) {
+    if (g->event0)
         cudaEventDestroy(g->e0);
+    if (g->event1)
         cudaEventDestroy(g->e1);
-    }
 }
 
 /* The hooks as kv_run takes them (run.h): the device's message goes on in err. */

@@ -331,6 +331,10 @@ kv_status kv_alloc_create(const kv_alloc_config *c, kv_alloc **out, kv_err *err)
                                    c->max_seqs);
         if (st == KV_OK && blocks && (a->host_mark = calloc((size_t)a->host.max_ids + 1, 1)) == NULL)
             st = KV_ERR_NOMEM;
+        if (st == KV_OK && !blocks &&
+            (a->host_extents = calloc((size_t)c->max_seqs + a->host.max_holes,
+                                      sizeof *a->host_extents)) == NULL)
+            st = KV_ERR_NOMEM;
         a->host.tier = KV_TIER_HOST;
         a->host.link = c->host_link;
         if (st != KV_OK) {
@@ -371,6 +375,7 @@ void kv_alloc_destroy(kv_alloc **ap)
     }
     kv_tier_fini(&a->host);
     free(a->host_mark);
+    free(a->host_extents);
     free(a->seqs);
     free(a->live);
     free(a->fx);
@@ -762,7 +767,7 @@ kv_status kv_alloc_placement_group(const kv_alloc *a, kv_seq_id s, uint32_t g, k
 {
     if (g >= kv_alloc_n_groups(a) || !seq_in(a, s, KV_SEQ_RESIDENT))
         return KV_INVALID;
-    if (g == 0)
+    if (kv_alloc_n_groups(a) == 1)
         return kv_alloc_placement(a, s, out);
     *out = (kv_placement){.n_tokens = a->seqs[s].tokens, .token_bytes = a->u.paged.slot_bytes};
     kv_paged_placement_group(a, s, g, out);
@@ -852,9 +857,7 @@ static int cmp_hole(const void *x, const void *y)
 static kv_status check_host_extents(const kv_alloc *a, kv_err *err)
 {
     const kv_host_tier *t = &a->host;
-    kv_hole *ext = calloc((size_t)a->n_live + t->n_holes + 1, sizeof *ext);
-    if (ext == NULL)
-        return kv_errorf(err, KV_ERR_NOMEM, "host tier check: out of memory");
+    kv_hole *ext = a->host_extents; /* max_seqs + max_holes, made at create */
     uint32_t n = 0;
     for (LIVE_EACH(a, i, s))
         if (a->seqs[s].state == KV_SEQ_SWAPPED)
@@ -873,7 +876,6 @@ static kv_status check_host_extents(const kv_alloc *a, kv_err *err)
     if (st == KV_OK && at != t->n_units)
         st = kv_errorf(err, KV_CORRUPT, "host tier: extents and holes end at %llu of %llu",
                        (unsigned long long)at, (unsigned long long)t->n_units);
-    free(ext);
     return st;
 }
 

@@ -293,8 +293,9 @@ kv_status kv_alloc_placement(const kv_alloc *a, kv_seq_id seq, kv_placement *out
 uint32_t kv_alloc_n_groups(const kv_alloc *a);
 
 /* Where resident seq's KV of layer group g lives: its own block table; token_bytes and
- * block_bytes are the group's (its layers only). Group 0 is kv_alloc_placement. KV_OK, or
- * KV_INVALID (not resident, g >= kv_alloc_n_groups). */
+ * block_bytes are the group's (its layers only). With one group this is kv_alloc_placement;
+ * with several, kv_alloc_placement names group 0's table but its token_bytes are every layer's.
+ * KV_OK, or KV_INVALID (not resident, g >= kv_alloc_n_groups). */
 kv_status kv_alloc_placement_group(const kv_alloc *a, kv_seq_id seq, uint32_t g,
                                    kv_placement *out);
 

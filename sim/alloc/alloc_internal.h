@@ -98,7 +98,8 @@ struct kv_alloc {
     uint32_t n_resident, n_swapped;
     uint64_t host_used_bytes;
     kv_host_tier host; /* the host tier's pool (tier.h) */
-    uint8_t *host_mark; /* checker scratch, one per host block id */
+    uint8_t *host_mark;     /* checker scratch, one per host block id */
+    kv_hole *host_extents;  /* checker scratch: swapped extents and holes (extents tier) */
     uint64_t metadata_bytes;
     kv_alloc_stats stats;
     kv_op_listener listener; /* kv_alloc_set_listener */

@@ -14,7 +14,7 @@
  * Nobody learns an operation's effects by comparing state before and after it: the engine's
  * cost model prices them (kv_effect_totals), kvgpu applies them to device memory, the decision
  * log prints them, and tests apply them to a shadow image of memory and check that every
- * sequence still reads back its own tokens (tests/test_effects.c).
+ * sequence still reads back its own tokens (tests/test_image.h, run by tests/test_stress.c).
  *
  * Locations. A unit is a block or chunk id of the pool (src / dst); an extent is a byte offset
  * (src_offset_bytes / dst_offset_bytes) of the pool, token-major. Rows copied by COPY fork or
@@ -90,7 +90,9 @@ typedef struct kv_effect {
     uint64_t bytes; /* COPY, TRANSFER: bytes moved and priced */
 } kv_effect;
 
-/* A caller-owned, growable list. Zero-initialized is empty and valid. */
+/* A caller-owned, growable list, for a caller that keeps effects beyond one operation (the
+ * allocator itself keeps each operation's in a fixed array: kv_alloc_effects). Zero-initialized
+ * is empty and valid. */
 typedef struct kv_effects {
     kv_effect *v;
     size_t n, cap;

@@ -726,6 +726,10 @@ kv_status kv_paged_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
     uint32_t n = present_all(a, s);
     if (n > n_free(p))
         return KV_NO_SPACE;
+    /* Every block first (table writes and evictions), then every transfer: a consumer applies
+     * the tables once and the transfers of the sequence as one swap (runs of consecutive host
+     * blocks). hits[k] keeps the host block of the k-th present entry. */
+    uint32_t *host = p->hits, k = 0;
     for (uint32_t g = 0; g < p->n_groups; g++) {
         uint32_t *t = table_of(p, s, g), end = stored_end(p, g, q->tokens);
         for (uint32_t i = 0; i < ccounts_of(a, s, g)->n_blocks; i++) {
@@ -735,16 +739,20 @@ kv_status kv_paged_swap_in(kv_alloc *a, kv_seq_id s, kv_swap_stats *st)
             p->pool.fill[b] = fill_at(p, end, i);
             p->pool.filled_slots += p->pool.fill[b];
             emit_table(a, s, g, i, b);
-            kv_alloc_emit(a, block_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_IN, s, s, g, i, t[i],
-                                          b, p->pool.block_bytes));
+            host[k++] = t[i];
             t[i] = b;
         }
     }
-    uint32_t n_effects;
-    const kv_effect *fx = kv_alloc_effects(a, &n_effects);
-    for (uint32_t k = n_effects; k-- > 0;) /* last first: the next swap-out takes them in order */
-        if (fx[k].kind == KV_FX_TRANSFER)
-            kv_tier_give_block(&a->host, fx[k].src);
+    k = 0;
+    for (uint32_t g = 0; g < p->n_groups; g++) {
+        const uint32_t *t = table_of(p, s, g);
+        for (uint32_t i = 0; i < ccounts_of(a, s, g)->n_blocks; i++)
+            if (t[i] != KV_BLOCK_NONE)
+                kv_alloc_emit(a, block_effect(a, KV_FX_TRANSFER, KV_CAUSE_SWAP_IN, s, s, g, i,
+                                              host[k++], t[i], p->pool.block_bytes));
+    }
+    while (k-- > 0) /* last first: the next swap-out takes them in order */
+        kv_tier_give_block(&a->host, host[k]);
     *st = (kv_swap_stats){.bytes = (uint64_t)n * p->pool.block_bytes,
                           .n_copies = (uint64_t)n * p->group_tensors};
     return KV_OK;

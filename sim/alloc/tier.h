@@ -58,7 +58,7 @@ typedef struct kv_host_tier {
 
 /* A tier of capacity_bytes in units of unit_bytes > 0. max_held bounds what is ever held at
  * once: blocks (blocks kind) or extents (extents kind); metadata is sized by
- * min(max_held, capacity). KV_OK, KV_ERR_INPUT (more than 2^32 - 2 units) or KV_ERR_NOMEM. */
+ * min(max_held, capacity). KV_OK, KV_ERR_INPUT (2^32 - 2 units or more) or KV_ERR_NOMEM. */
 kv_status kv_tier_init(kv_host_tier *t, kv_tier_kind kind, uint64_t unit_bytes,
                        uint64_t capacity_bytes, uint64_t max_held);
 void kv_tier_fini(kv_host_tier *t);
