@@ -158,10 +158,9 @@ static bool find_preset(const char *name, const char *kind, char *path, size_t c
 }
 
 static kv_status load(const char *name, const char *kind, const char *section, const field *fields,
-                      size_t n_fields, void *out, kv_err *err)
+                      size_t n_fields, void *out, char *path, size_t path_bytes, kv_err *err)
 {
-    char path[1024];
-    if (!find_preset(name, kind, path, sizeof path))
+    if (!find_preset(name, kind, path, path_bytes))
         return kv_errorf(err, KV_ERR_IO,
                          "%s preset '%s' not found (a path, or a name in $KVSIM_PRESETS/%s or "
                          "sim/presets/%s)",
@@ -182,7 +181,20 @@ static kv_status load(const char *name, const char *kind, const char *section, c
 kv_status kv_model_load(const char *name, kv_model *m, kv_err *err)
 {
     *m = (kv_model){0};
-    kv_status st = load(name, "models", "model", model_fields, N_OF(model_fields), m, err);
+    char path[1024];
+    kv_status st =
+        load(name, "models", "model", model_fields, N_OF(model_fields), m, path, sizeof path, err);
+    /* Each field is in its range; their products must be too (shape.h's representable range):
+     * 65536 x 65536 once wrapped to 0 bytes a token and divided by it. */
+    uint64_t elems = m->mla_latent_dim > 0 ? m->mla_latent_dim
+                                           : (uint64_t)m->n_kv_heads * m->head_dim;
+    if (st == KV_OK && (elems > KV_SHAPE_MAX_TENSOR_ELEMS || m->n_layers > KV_SHAPE_MAX_LAYERS))
+        st = kv_errorf(err, KV_ERR_INPUT,
+                       "%s: [model] %s = %llu elements per token per layer tensor and n_layers %u: "
+                       "at most %u and %u",
+                       path, m->mla_latent_dim > 0 ? "mla_latent_dim" : "n_kv_heads x head_dim",
+                       (unsigned long long)elems, m->n_layers, KV_SHAPE_MAX_TENSOR_ELEMS,
+                       KV_SHAPE_MAX_LAYERS);
     if (st == KV_OK && m->n_heads % m->n_kv_heads != 0)
         st = kv_errorf(err, KV_ERR_INPUT, "model %s: n_heads %u is not a multiple of n_kv_heads %u",
                        m->name, m->n_heads, m->n_kv_heads);
@@ -192,7 +204,8 @@ kv_status kv_model_load(const char *name, kv_model *m, kv_err *err)
 kv_status kv_gpu_load(const char *name, kv_gpu *g, kv_err *err)
 {
     *g = (kv_gpu){0};
-    return load(name, "gpus", "gpu", gpu_fields, N_OF(gpu_fields), g, err);
+    char path[1024];
+    return load(name, "gpus", "gpu", gpu_fields, N_OF(gpu_fields), g, path, sizeof path, err);
 }
 
 kv_shape kv_model_shape(const kv_model *m, uint32_t tp)

@@ -148,6 +148,42 @@ static void test_calibration_and_preset_files_report_several_bad_keys_with_their
     remove(path);
 }
 
+/* Regression: n_heads = n_kv_heads = head_dim = 65536, each within its range, multiplied in 32
+ * bits to 0 bytes a token and crashed every strategy with SIGFPE; 100000 wrapped silently. */
+static void test_model_preset_whose_head_product_overflows_is_refused_with_file_and_fields(
+    void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/kvsim-wide-%d.ini",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    static const unsigned sizes[] = {65536, 100000};
+    for (int k = 0; k < 2; k++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "[model]\nname = Wide\nn_layers = 2\nn_heads = %u\nn_kv_heads = %u\n"
+                 "head_dim = %u\nhidden = 4096\nintermediate = 4096\nvocab = 1000\n"
+                 "params_b = 1\nactive_params_b = 1\nmax_context = 4096\nmla_latent_dim = 0\ngated_mlp = 1\n"
+                 "weight_bytes = 2\nkv_bytes = 2\n",
+                 sizes[k], sizes[k], sizes[k]);
+        t_write_text(path, text);
+        kv_model m;
+        kv_err e = {{0}};
+        assert_int_equal(kv_model_load(path, &m, &e), KV_ERR_INPUT);
+        T_ASSERT_HAS_ALL(e.msg, path, "n_kv_heads x head_dim", "at most 16777216");
+    }
+    remove(path);
+    /* and the allocator refuses such a shape itself, whoever builds it */
+    kv_shape sh = kv_shape_dense(2, 65536, 65536);
+    kv_alloc_config c;
+    kv_alloc_config_default(&c, KV_PAGED, &sh, 1ull << 30);
+    kv_alloc *a = NULL;
+    kv_err e = {{0}};
+    assert_int_equal(kv_alloc_create(&c, &a, &e), KV_ERR_INPUT);
+    assert_null(a);
+    assert_non_null(strstr(e.msg, "elements per token per layer tensor"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +193,8 @@ int main(void)
         cmocka_unit_test(test_calibration_file_overrides_and_errors_name_the_line),
         cmocka_unit_test(
             test_calibration_and_preset_files_report_several_bad_keys_with_their_lines),
+        cmocka_unit_test(
+            test_model_preset_whose_head_product_overflows_is_refused_with_file_and_fields),
     };
     return cmocka_run_group_tests_name("costmodel", tests, NULL, NULL);
 }

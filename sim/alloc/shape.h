@@ -17,6 +17,12 @@
 
 #include "status.h"
 
+/* The representable range, checked by kv_shape_validate so that every product below fits:
+ * elements of one layer tensor per token (n_kv_heads x head_dim, or the MLA latent) and layers.
+ * A 2^24-element tensor row is 128x the largest real one (128 heads x 1024). */
+#define KV_SHAPE_MAX_TENSOR_ELEMS (1u << 24)
+#define KV_SHAPE_MAX_LAYERS       16384u
+
 typedef struct kv_shape {
     uint32_t n_layers;
     uint32_t n_kv_heads;        /* per GPU, after tensor parallelism; unused with MLA */
