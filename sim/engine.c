@@ -279,7 +279,7 @@ static kv_status intake(kv_engine *e, kv_source *src, kv_observer *obs, kv_err *
             why = "prompt_tokens > max_num_batched_tokens without chunked prefill";
         else if (q->n_samples > e->ec.max_num_seqs)
             why = "more samples than max_num_seqs";
-        if (q->prompt_tokens + q->output_tokens > e->ec.max_model_len)
+        if ((uint64_t)q->prompt_tokens + q->output_tokens > e->ec.max_model_len)
             q->output_tokens = e->ec.max_model_len - q->prompt_tokens;
         kv_status st;
         if (why) {

@@ -108,6 +108,21 @@ static void test_fcfs_admission_ttft_and_breakdown_by_hand(void **state)
     assert_int_equal(m->free_bytes, 12 * T_TOKEN_BYTES);
 }
 
+/* Regression: an output so long that prompt + output wraps 32 bits (a source other than the
+ * readers, which refuse it) is cut to the model's length as any long output is, not let through
+ * to abort the replay. */
+static void test_output_whose_sum_with_the_prompt_wraps_is_cut_to_max_model_len(void **state)
+{
+    (void)state;
+    kv_request reqs[] = {t_req(0, 8, UINT32_MAX - 7)};
+    capture c;
+    run_paged(reqs, 1, 16, &c);
+    assert_int_equal(c.n_req, 1);
+    const kv_req_record *a = find(&c, 0);
+    assert_int_equal(a->outcome, KV_REQ_DONE);
+    assert_int_equal(a->output_tokens, 64 - 8); /* max_model_len - prompt */
+}
+
 /* A(0, 4, 10), B(0, 4, 10) in 4 blocks: both grow a block at token 5 and again at token 9,
  * when the pool is dry. A arrived first, so B, the latest, is the victim; it is recomputed
  * later from prompt + generated tokens and finishes after A. */
@@ -321,6 +336,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fcfs_admission_ttft_and_breakdown_by_hand),
+        cmocka_unit_test(test_output_whose_sum_with_the_prompt_wraps_is_cut_to_max_model_len),
         cmocka_unit_test(test_preemption_takes_the_latest_arrival),
         cmocka_unit_test(test_impossible_requests_are_rejected_not_hung),
         cmocka_unit_test(test_parallel_samples_share_the_prompt),

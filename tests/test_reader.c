@@ -303,6 +303,12 @@ static void test_bad_csv_rows_name_file_line_and_column(void **state)
                  "\"-3\"");
     snprintf(buf, sizeof buf, "%s0,0,3\n", h);
     expect_error(put("zero.csv", buf), "column 'prompt_tokens'", "positive", NULL);
+    /* regression: 1000 + 4294966296 wrapped to 0 in the engine and aborted the replay */
+    snprintf(buf, sizeof buf, "%s0,1000,4294966296\n", h);
+    expect_error(put("wrap.csv", buf), "wrap.csv:2: column 'output_tokens'", "at most 2^30",
+                 "\"4294966296\"");
+    snprintf(buf, sizeof buf, "%s0,1073741825,1\n", h);
+    expect_error(put("big.csv", buf), "big.csv:2: column 'prompt_tokens'", "at most 2^30", NULL);
     snprintf(buf, sizeof buf, "%s100,5,1\n50,5,1\n", h);
     expect_error(put("back.csv", buf), "back.csv:3: column 'arrival_us'", "backwards", NULL);
     expect_error(put("az.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15,3,4\n"),

@@ -416,14 +416,16 @@ static void on_field(void *s_, size_t len, void *data)
         r->req.t_arrival_us = (int64_t)v;
         break;
     case R_PROMPT:
-        if (!parse_u64(s, len, &v) || v == 0 || v > UINT32_MAX)
-            field_error(t, col, neg ? "a positive token count" : "a positive integer token count",
+        if (!parse_u64(s, len, &v) || v == 0 || v > KV_TRACE_MAX_TOKENS)
+            field_error(t, col,
+                        neg ? "a positive token count"
+                            : "a positive integer token count of at most 2^30",
                         s, len);
         r->req.prompt_tokens = (uint32_t)v;
         break;
     case R_OUTPUT:
-        if (!parse_u64(s, len, &v) || v > UINT32_MAX)
-            field_error(t, col, "a non-negative integer token count", s, len);
+        if (!parse_u64(s, len, &v) || v > KV_TRACE_MAX_TOKENS)
+            field_error(t, col, "a non-negative integer token count of at most 2^30", s, len);
         r->req.output_tokens = (uint32_t)v;
         break;
     case R_SESSION:
@@ -593,9 +595,9 @@ static void json_row(kv_trace *t, const char *s, size_t len, uint64_t line)
             bool in = key[0] == 'i';
             seen[in ? 1 : 2] = true;
             json_int_t n = json_is_integer(v) ? json_integer_value(v) : -1;
-            if (n < (in ? 1 : 0) || n > (json_int_t)UINT32_MAX) {
-                snprintf(msg, sizeof msg, "%s:%llu: key '%s': expected a %s integer", t->path,
-                         (unsigned long long)line, key, in ? "positive" : "non-negative");
+            if (n < (in ? 1 : 0) || n > (json_int_t)KV_TRACE_MAX_TOKENS) {
+                snprintf(msg, sizeof msg, "%s:%llu: key '%s': expected a %s integer of at most 2^30",
+                         t->path, (unsigned long long)line, key, in ? "positive" : "non-negative");
                 goto bad;
             }
             if (in)

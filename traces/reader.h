@@ -49,6 +49,10 @@ enum {
     KV_FIELD_PREFIX = 1u << 4, /* prefix_block_tokens and prefix_hashes */
 };
 
+/* The most tokens a prompt or an output may have (the allocator's longest sequence): readers
+ * refuse larger counts with the file, line and field, so that prompt + output never wraps. */
+#define KV_TRACE_MAX_TOKENS (1u << 30)
+
 typedef struct kv_request {
     int64_t t_arrival_us;         /* microseconds from the trace's origin, never decreasing */
     uint32_t prompt_tokens;       /* >= 1 */
