@@ -309,6 +309,12 @@ static void test_bad_csv_rows_name_file_line_and_column(void **state)
                  "\"4294966296\"");
     snprintf(buf, sizeof buf, "%s0,1073741825,1\n", h);
     expect_error(put("big.csv", buf), "big.csv:2: column 'prompt_tokens'", "at most 2^30", NULL);
+    /* regression: 9223372036854.8 s overflowed int64 microseconds (UBSan) and the row was lost */
+    expect_error(put("late.csv", "Timestamp,Model,Request tokens,Response tokens,Total tokens,"
+                                 "Log Type\n9223372036854.8,ChatGPT,10,5,15,Conversation log\n"),
+                 "late.csv:2: column 'Timestamp'", "at most 2^62", "9223372036854.8");
+    snprintf(buf, sizeof buf, "%s4611686018427387905,5,1\n", h);
+    expect_error(put("late2.csv", buf), "late2.csv:2: column 'arrival_us'", "at most 2^62", NULL);
     snprintf(buf, sizeof buf, "%s100,5,1\n50,5,1\n", h);
     expect_error(put("back.csv", buf), "back.csv:3: column 'arrival_us'", "backwards", NULL);
     expect_error(put("az.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15,3,4\n"),

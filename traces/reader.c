@@ -202,12 +202,12 @@ static bool parse_seconds_us(const char *s, size_t len, int64_t *out)
         dot++;
     uint64_t whole;
     int64_t frac = 0;
-    if (!parse_u64(s, dot, &whole) || whole > (uint64_t)INT64_MAX / 1000000)
+    if (!parse_u64(s, dot, &whole) || whole > (uint64_t)KV_TRACE_MAX_US / 1000000)
         return false;
     if (dot < len && !parse_frac_us(s + dot + 1, len - dot - 1, &frac))
         return false;
-    *out = (int64_t)whole * 1000000 + frac;
-    return true;
+    *out = (int64_t)whole * 1000000 + frac; /* < 2^62 + 10^6: no overflow */
+    return *out <= KV_TRACE_MAX_US;
 }
 
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Hinnant's algorithm). */
@@ -411,8 +411,9 @@ static void on_field(void *s_, size_t len, void *data)
     switch (t->roles[col]) {
     case R_IGNORE: break;
     case R_ARRIVAL_US:
-        if (!parse_u64(s, len, &v) || v > (uint64_t)INT64_MAX)
-            field_error(t, col, "a non-negative integer number of microseconds", s, len);
+        if (!parse_u64(s, len, &v) || v > (uint64_t)KV_TRACE_MAX_US)
+            field_error(t, col, "a non-negative integer number of microseconds, at most 2^62",
+                        s, len);
         r->req.t_arrival_us = (int64_t)v;
         break;
     case R_PROMPT:
@@ -482,7 +483,8 @@ static void on_field(void *s_, size_t len, void *data)
         break;
     case R_BURST_TIME:
         if (!parse_seconds_us(s, len, &us))
-            field_error(t, col, "a non-negative number of seconds", s, len);
+            field_error(t, col, "a non-negative number of seconds, at most 2^62 microseconds", s,
+                        len);
         r->req.t_arrival_us = us;
         break;
     }
@@ -582,7 +584,7 @@ static void json_row(kv_trace *t, const char *s, size_t len, uint64_t line)
         if (strcmp(key, "timestamp") == 0) {
             seen[0] = true;
             double ms = json_is_number(v) ? json_number_value(v) : -1;
-            if (!json_is_number(v) || !(ms >= 0 && ms < 9e15)) {
+            if (!json_is_number(v) || !(ms >= 0 && ms <= (double)(KV_TRACE_MAX_US / 1000))) {
                 snprintf(msg, sizeof msg,
                          "%s:%llu: key 'timestamp': expected a non-negative number of "
                          "milliseconds",

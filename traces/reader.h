@@ -53,6 +53,10 @@ enum {
  * refuse larger counts with the file, line and field, so that prompt + output never wraps. */
 #define KV_TRACE_MAX_TOKENS (1u << 30)
 
+/* The latest arrival a trace may give, in microseconds (about 146,000 years): readers refuse
+ * later ones with the file, line and field, so that no conversion to microseconds overflows. */
+#define KV_TRACE_MAX_US (1ll << 62)
+
 typedef struct kv_request {
     int64_t t_arrival_us;         /* microseconds from the trace's origin, never decreasing */
     uint32_t prompt_tokens;       /* >= 1 */
