@@ -163,12 +163,18 @@ int kvgpu_validate_main(int argc, char **argv)
     std::string names;
     for (auto &c : runs)
         names += (names.empty() ? "" : " ") + c.strategy;
+    char dir_q[1100], out_q[2100], trace_q[2100], tsv_q[2100], names_q[1100];
+    kv_plot_quote(kv_plot_script_dir(), dir_q, sizeof dir_q);
+    kv_plot_quote(out, out_q, sizeof out_q);
+    kv_plot_quote(trace, trace_q, sizeof trace_q);
+    kv_plot_quote(tsv_path.c_str(), tsv_q, sizeof tsv_q);
+    kv_plot_quote(names.c_str(), names_q, sizeof names_q);
     for (const char *term : {"png", "svg"}) {
-        char vars[4096];
+        char vars[10000];
         snprintf(vars, sizeof vars,
                  "dir='%s'; term='%s'; out='%s/step_time.%s'; title='%s: predicted and measured "
                  "step time'; DATA='%s'; names='%s'",
-                 kv_plot_script_dir(), term, out, term, trace, tsv_path.c_str(), names.c_str());
+                 dir_q, term, out_q, term, trace_q, tsv_q, names_q);
         if (kv_plot_gnuplot("validate.gp", vars) != 0)
             fprintf(stderr, "kvgpu validate: the figure failed (gnuplot); the report stands\n");
     }

@@ -135,26 +135,14 @@ static double base_rate(const char *trace, uint64_t skip, uint64_t limit)
 }
 
 /* s as the body of a gnuplot single-quoted string (a quote is written twice), into dst. */
-static const char *gp_quoted(const char *s, char *dst, size_t cap)
-{
-    size_t n = 0;
-    for (; *s && n + 3 < cap; s++) {
-        if (*s == '\'')
-            dst[n++] = '\'';
-        dst[n++] = *s;
-    }
-    dst[n] = '\0';
-    return dst;
-}
-
 /* plan.png and plan.svg in out, by gnuplot (no shell: any character in out or title is fine). */
 static int draw(const char *out, const char *title, bool replicas)
 {
     static const char *const terms[] = {"png", "svg"};
     char dir_q[1100], out_q[1100], title_q[1300];
-    gp_quoted(kv_plot_script_dir(), dir_q, sizeof dir_q);
-    gp_quoted(out, out_q, sizeof out_q);
-    gp_quoted(title, title_q, sizeof title_q);
+    kv_plot_quote(kv_plot_script_dir(), dir_q, sizeof dir_q);
+    kv_plot_quote(out, out_q, sizeof out_q);
+    kv_plot_quote(title, title_q, sizeof title_q);
     for (int t = 0; t < 2; t++) {
         char vars[5000];
         snprintf(vars, sizeof vars,

@@ -46,6 +46,19 @@ static bool safe(const char *s)
            strchr(s, '\\') == NULL;
 }
 
+const char *kv_plot_quote(const char *s, char *dst, size_t cap)
+{
+    size_t n = 0;
+    for (; *s && n + 3 < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '\'')
+            dst[n++] = '\'';
+        dst[n++] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+    }
+    dst[n] = '\0';
+    return dst;
+}
+
 const char *kv_plot_script_dir(void)
 {
     return getenv("KVSIM_ANALYSIS") ? getenv("KVSIM_ANALYSIS") : "analysis";
@@ -142,13 +155,18 @@ int kv_plot_runs(const char *const *runs, int n_runs, const char *out_dir)
     const char *dir = kv_plot_script_dir();
     static const char *const figs[] = {"memory", "timeline", "latency"};
     static const char *const terms[] = {"png", "svg"};
+    char dir_q[1100], out_q[2100], title_q[1030], tsv_q[2200];
+    kv_plot_quote(dir, dir_q, sizeof dir_q);
+    kv_plot_quote(out_dir, out_q, sizeof out_q);
+    kv_plot_quote(title, title_q, sizeof title_q);
+    kv_plot_quote(tsv, tsv_q, sizeof tsv_q);
     for (size_t k = 0; k < 3 && rc == KV_EXIT_OK; k++) {
         for (size_t t = 0; t < 2 && rc == KV_EXIT_OK; t++) {
-            char vars[3 * TEXT], script[64];
+            char vars[3 * TEXT + 6000], script[64];
             snprintf(vars, sizeof vars,
                      "dir='%s'; term='%s'; out='%s/%s.%s'; title='%s'; runs='%s'; labels='%s'; "
                      "DATA='%s'",
-                     dir, terms[t], out_dir, figs[k], terms[t], title, runs_s, labels_s, tsv);
+                     dir_q, terms[t], out_q, figs[k], terms[t], title_q, runs_s, labels_s, tsv_q);
             snprintf(script, sizeof script, "%s.gp", figs[k]);
             rc = kv_plot_gnuplot(script, vars);
         }
@@ -211,11 +229,14 @@ static int plot_sweep(const char *csv, const char *out_dir)
     const char *dir = kv_plot_script_dir();
     static const char *const terms[] = {"png", "svg"};
     for (int t = 0; t < 2; t++) {
-        char vars[3 * TEXT];
+        char vars[3 * TEXT + 6000], dir_q[1100], out_q[2100], title_q[520], csv_q[2100];
         snprintf(vars, sizeof vars,
                  "dir='%s'; term='%s'; out='%s/throughput-latency.%s'; title='%s'; labels='%s'; "
                  "DATA='%s'",
-                 dir, terms[t], out_dir, terms[t], trace_title, labels, csv);
+                 kv_plot_quote(dir, dir_q, sizeof dir_q), terms[t],
+                 kv_plot_quote(out_dir, out_q, sizeof out_q), terms[t],
+                 kv_plot_quote(trace_title, title_q, sizeof title_q), labels,
+                 kv_plot_quote(csv, csv_q, sizeof csv_q));
         int rc = kv_plot_gnuplot("throughput-latency.gp", vars);
         if (rc != KV_EXIT_OK)
             return rc;
@@ -254,11 +275,13 @@ static int plot_validate(const char *dir)
     fclose(f);
     static const char *const terms[] = {"png", "svg"};
     for (int t = 0; t < 2; t++) {
-        char vars[2048];
+        char vars[6000], sdir_q[1100], dir_q[2100], names_q[1100];
+        kv_plot_quote(dir, dir_q, sizeof dir_q);
         snprintf(vars, sizeof vars,
                  "dir='%s'; term='%s'; out='%s/step_time.%s'; title='predicted and measured "
                  "step time'; DATA='%s/steps.tsv'; names='%s'",
-                 kv_plot_script_dir(), terms[t], dir, terms[t], dir, names);
+                 kv_plot_quote(kv_plot_script_dir(), sdir_q, sizeof sdir_q), terms[t], dir_q,
+                 terms[t], dir_q, kv_plot_quote(names, names_q, sizeof names_q));
         int rc = kv_plot_gnuplot("validate.gp", vars);
         if (rc != KV_EXIT_OK)
             return rc;

@@ -6,6 +6,8 @@
 
 #include "cli_plot.h"
 
+#include <jansson.h>
+
 static void test_figures_of_committed_runs_are_drawn(void **state)
 {
     (void)state;
@@ -49,11 +51,72 @@ static void test_bad_run_directory_is_bad_input(void **state)
     assert_int_equal(t_rm_rf(out), 0);
 }
 
+static void test_quote_doubles_quotes_and_blanks_control_characters(void **state)
+{
+    (void)state;
+    char q[64];
+    assert_string_equal(kv_plot_quote("a'b\nc", q, sizeof q), "a''b c");
+    assert_string_equal(kv_plot_quote("plain/path", q, sizeof q), "plain/path");
+    assert_string_equal(kv_plot_quote("'''''''''", q, 8), "''''''"); /* 3 whole quotes fit in 8 */
+}
+
+/* Regression: a model name from a run's summary.json went into gnuplot's -e command inside
+ * quotes: m'; system('touch ...'); x=' ran the command. Now it is a title like any other, and
+ * an output folder with a quote and a space is fine. */
+static void test_strings_from_runs_cannot_run_gnuplot_commands(void **state)
+{
+    (void)state;
+    char base[256], run[300], out[300], marker[300], path[400];
+    snprintf(base, sizeof base, "%s/kvsim-plot-inj-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             (int)getpid());
+    snprintf(run, sizeof run, "%s/run", base);
+    snprintf(out, sizeof out, "%s/it's out", base);
+    snprintf(marker, sizeof marker, "%s/PWNED", base);
+    kv_err err = {{0}};
+    assert_int_equal(kv_fs_mkdirs(run, &err), KV_OK);
+    static const char *const files[] = {"summary.json", "timeline.csv", "requests.csv",
+                                        "config.json"};
+    for (int i = 0; i < 4; i++) {
+        char from[300];
+        snprintf(from, sizeof from, "results/default/paged/%s", files[i]);
+        snprintf(path, sizeof path, "%s/%s", run, files[i]);
+        if (i == 0) {
+            json_error_t je;
+            json_t *j = json_load_file(from, 0, &je);
+            assert_non_null(j);
+            char evil[400];
+            snprintf(evil, sizeof evil, "m'; system('touch %s'); x='", marker);
+            json_object_set_new(j, "model", json_string(evil));
+            assert_int_equal(json_dump_file(j, path, JSON_INDENT(2)), 0);
+            json_decref(j);
+        } else {
+            FILE *in = fopen(from, "rb"), *o = fopen(path, "wb");
+            assert_non_null(in);
+            assert_non_null(o);
+            char buf[65536];
+            size_t n;
+            while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+                assert_int_equal(fwrite(buf, 1, n, o), n);
+            fclose(in);
+            fclose(o);
+        }
+    }
+    const char *runs[] = {run};
+    assert_int_equal(kv_plot_runs(runs, 1, out), 0);
+    struct stat sb;
+    assert_int_not_equal(stat(marker, &sb), 0); /* no command ran */
+    snprintf(path, sizeof path, "%s/memory.png", out);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(t_rm_rf(base), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_figures_of_committed_runs_are_drawn),
         cmocka_unit_test(test_bad_run_directory_is_bad_input),
+        cmocka_unit_test(test_quote_doubles_quotes_and_blanks_control_characters),
+        cmocka_unit_test(test_strings_from_runs_cannot_run_gnuplot_commands),
     };
     return cmocka_run_group_tests_name("plot", tests, NULL, NULL);
 }
