@@ -194,6 +194,23 @@ void kv_gate_print(FILE *f, const kv_gate_result *r)
             r->n_improved, r->n - r->n_regressed - r->n_improved);
 }
 
+/* s as XML attribute or text content: the five markup characters as entities, other control
+ * characters (not allowed in XML 1.0) as spaces. */
+static void xml_put(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        switch (c) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '\'': fputs("&apos;", f); break;
+        default: fputc(c < 0x20 && c != '\t' && c != '\n' ? ' ' : (int)c, f); break;
+        }
+    }
+}
+
 kv_status kv_gate_write_junit(const char *path, const char *suite, const kv_gate_result *r,
                               kv_err *err)
 {
@@ -201,21 +218,27 @@ kv_status kv_gate_write_junit(const char *path, const char *suite, const kv_gate
     if (f == NULL)
         return kv_errorf(err, KV_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    fprintf(f, "<testsuite name=\"%s\" tests=\"%d\" failures=\"%d\">\n", suite, r->n,
-            r->n_regressed);
+    fputs("<testsuite name=\"", f);
+    xml_put(f, suite);
+    fprintf(f, "\" tests=\"%d\" failures=\"%d\">\n", r->n, r->n_regressed);
     for (int i = 0; i < r->n; i++) {
         const kv_gate_row *x = &r->rows[i];
-        fprintf(f, "  <testcase classname=\"kvsim.gate\" name=\"%s\">", x->rule->metric);
-        if (x->verdict == KV_VERDICT_REGRESSED)
+        fputs("  <testcase classname=\"kvsim.gate\" name=\"", f);
+        xml_put(f, x->rule->metric);
+        fputs("\">", f);
+        if (x->verdict == KV_VERDICT_REGRESSED) {
+            fputs("\n    <failure message=\"", f);
+            xml_put(f, x->rule->metric);
             fprintf(f,
-                    "\n    <failure message=\"%s regressed\">baseline %.9g, current %.9g, "
-                    "allowed %.9g (%s is better)</failure>\n  ",
-                    x->rule->metric, x->baseline, x->current, x->allowed,
+                    " regressed\">baseline %.9g, current %.9g, allowed %.9g (%s is better)"
+                    "</failure>\n  ",
+                    x->baseline, x->current, x->allowed,
                     x->rule->higher_is_better ? "higher" : "lower");
+        }
         fprintf(f, "</testcase>\n");
     }
     fprintf(f, "</testsuite>\n");
-    if (fclose(f) != 0)
+    if (ferror(f) | (fclose(f) != 0))
         return kv_errorf(err, KV_ERR_IO, "%s: write failed", path);
     return KV_OK;
 }

@@ -180,6 +180,30 @@ static void test_defaults_cover_a_real_summary_and_junit_lists_failures(void **s
     assert_non_null(strstr(buf, "<failure message=\"throughput.output_tokens_per_s regressed\""));
 }
 
+/* Regression: a rule named a"<b>&c made an invalid JUnit file while the gate exited 0. */
+static void test_junit_escapes_names_and_suite(void **state)
+{
+    (void)state;
+    kv_gate_rule rule = {.metric = "a\"<b>&c'", .higher_is_better = true};
+    kv_gate_result res = {.n = 1, .n_regressed = 1};
+    res.rows[0] = (kv_gate_row){.rule = &rule, .baseline = 2, .current = 1, .allowed = 0.1,
+                                .verdict = KV_VERDICT_REGRESSED};
+    char path[512];
+    snprintf(path, sizeof path, "%s/junit-esc.xml", dir);
+    kv_err e = {{0}};
+    assert_int_equal(kv_gate_write_junit(path, "suite \"<x>\"", &res, &e), KV_OK);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "<testsuite name=\"suite &quot;&lt;x&gt;&quot;\""));
+    assert_non_null(strstr(buf, "name=\"a&quot;&lt;b&gt;&amp;c&apos;\""));
+    assert_non_null(strstr(buf, "<failure message=\"a&quot;&lt;b&gt;&amp;c&apos; regressed\""));
+    assert_null(strstr(buf, "a\"<b>")); /* nothing raw */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +213,7 @@ int main(void)
         cmocka_unit_test(test_rules_file_reports_several_bad_keys_with_their_lines),
         cmocka_unit_test(test_malformed_summaries_are_bad_input),
         cmocka_unit_test(test_defaults_cover_a_real_summary_and_junit_lists_failures),
+        cmocka_unit_test(test_junit_escapes_names_and_suite),
     };
     return cmocka_run_group_tests_name("gate", tests, setup, teardown);
 }
