@@ -233,32 +233,13 @@ kv_status kvg_pool_sync(kvg_pool *p, const kv_alloc *a, kv_seq_id s, kvg_seqdesc
     kv_status st = kv_alloc_placement(a, s, &pl);
     if (st != KV_OK)
         return kv_errorf(err, st, "kvgpu: no placement for sequence %u", s);
-    uint64_t arena = (uint64_t)(uintptr_t)p->arena;
-    memset(d, 0, sizeof *d);
-    d->n_tokens = pl.n_tokens;
-    switch (pl.kind) {
-    case KV_PLACE_EXTENT:
-        d->base = arena + pl.offset_bytes;
-        d->unit_tokens = KVG_EXTENT_UNIT;
-        d->tensor_stride = p->row_bytes;
-        d->token_stride = p->token_bytes;
-        return KV_OK;
-    case KV_PLACE_BLOCKS: {
+    if (pl.kind == KV_PLACE_BLOCKS) {
         if (pl.n_blocks > p->max_blocks)
             return kv_errorf(err, KV_CORRUPT, "kvgpu: %u blocks, table holds %u", pl.n_blocks,
                              p->max_blocks);
-        uint32_t *tab = p->tables + (size_t)s * p->max_blocks;
-        CUDA_TRY(cudaMemcpy(tab, pl.block_table, pl.n_blocks * sizeof *tab,
-                            cudaMemcpyHostToDevice));
-        d->base = arena;
-        d->table = tab;
-        d->unit_tokens = pl.block_tokens;
-        d->unit_bytes = pl.block_bytes;
-        d->tensor_stride = (uint64_t)pl.block_tokens * p->row_bytes;
-        d->token_stride = p->row_bytes;
-        return KV_OK;
-    }
-    case KV_PLACE_CHUNKS:
+        CUDA_TRY(cudaMemcpy(p->tables + (size_t)s * p->max_blocks, pl.block_table,
+                            pl.n_blocks * sizeof *p->tables, cudaMemcpyHostToDevice));
+    } else if (pl.kind == KV_PLACE_CHUNKS) {
         for (uint32_t t = 0; t < pl.n_chunk_tensors; t++)
             for (uint32_t i = 0; i < p->stride; i++) {
                 st = i < pl.n_chunks
@@ -267,19 +248,8 @@ kv_status kvg_pool_sync(kvg_pool *p, const kv_alloc *a, kv_seq_id s, kvg_seqdesc
                 if (st != KV_OK)
                     return st;
             }
-        d->base = place_va(p, s, 0, 0);
-        d->unit_tokens = pl.chunk_tokens;
-        d->unit_bytes = pl.chunk_bytes;
-        if (pl.n_chunk_tensors == 1) { /* fused: token-major */
-            d->tensor_stride = p->row_bytes;
-            d->token_stride = p->token_bytes;
-        } else {
-            d->tensor_stride = (uint64_t)p->stride * pl.chunk_bytes;
-            d->token_stride = p->row_bytes;
-        }
-        return KV_OK;
     }
-    return kv_errorf(err, KV_CORRUPT, "kvgpu: unknown placement kind");
+    return kvg_pool_describe(p, a, s, d, err);
 }
 
 kv_status kvg_pool_time_maps(kv_alloc *a, kvg_pool *p, uint32_t seq_tokens, uint32_t rounds,

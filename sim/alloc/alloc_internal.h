@@ -138,6 +138,30 @@ static inline void kv_alloc_emit(kv_alloc *a, kv_effect e)
     a->n_fx_drops += e.kind == KV_FX_DROP;
 }
 
+/* A copy or transfer of n_tokens token slots laid out token-major, at the byte offsets given
+ * (an extent's slots; a host extent's) or, at KV_AT_RANGE, of a sequence's virtual range. The
+ * tier reached follows the cause. Used by contiguous.c and chunk_pool.c. */
+static inline kv_effect kv_alloc_run_effect(const kv_alloc *a, kv_effect_kind kind,
+                                            kv_effect_cause cause, kv_effect_at at,
+                                            kv_seq_id from, kv_seq_id to, uint64_t src_offset_bytes,
+                                            uint64_t dst_offset_bytes, uint32_t n_tokens,
+                                            uint32_t n_copies)
+{
+    return (kv_effect){.kind = (uint8_t)kind,
+                       .cause = (uint8_t)cause,
+                       .at = (uint8_t)at,
+                       .dst_tier = cause == KV_CAUSE_SWAP_OUT ? KV_TIER_HOST : KV_TIER_DEVICE,
+                       .seq = to,
+                       .src_seq = from,
+                       .src = KV_FX_NO_UNIT,
+                       .dst = KV_FX_NO_UNIT,
+                       .n_tokens = n_tokens,
+                       .n_copies = n_copies,
+                       .src_offset_bytes = src_offset_bytes,
+                       .dst_offset_bytes = dst_offset_bytes,
+                       .bytes = (uint64_t)n_tokens * a->token_bytes};
+}
+
 /* Bytes the watermark keeps free. */
 uint64_t kv_alloc_watermark_bytes(const kv_alloc *a);
 

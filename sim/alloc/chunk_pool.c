@@ -39,6 +39,19 @@ static uint32_t *series(const kv_chunkpool *c, kv_seq_id s, uint32_t t)
     return c->lists + ((size_t)s * c->n_tensors + t) * c->stride;
 }
 
+/* Chunk `id` mapped into (or unmapped from) index i of series t of s's virtual range. */
+static kv_effect chunk_effect(kv_effect_kind kind, kv_seq_id s, uint32_t t, uint32_t i,
+                              uint32_t id)
+{
+    return (kv_effect){.kind = (uint8_t)kind,
+                       .seq = s,
+                       .src_seq = s,
+                       .src = KV_FX_NO_UNIT,
+                       .dst = id,
+                       .index = i,
+                       .series = t};
+}
+
 /* Map chunks [from, to) of every series of s. Precondition: enough free chunks. */
 static void map_range(kv_alloc *a, kv_seq_id s, uint32_t from, uint32_t to)
 {
@@ -48,13 +61,7 @@ static void map_range(kv_alloc *a, kv_seq_id s, uint32_t from, uint32_t to)
         uint32_t *ids = series(c, s, t);
         for (uint32_t i = from; i < to; i++) {
             ids[i] = c->free_stack[--c->n_free];
-            kv_alloc_emit(a, (kv_effect){.kind = KV_FX_MAP,
-                                         .seq = s,
-                                         .src_seq = s,
-                                         .src = KV_FX_NO_UNIT,
-                                         .dst = ids[i],
-                                         .index = i,
-                                         .series = t});
+            kv_alloc_emit(a, chunk_effect(KV_FX_MAP, s, t, i, ids[i]));
         }
     }
     a->stats.n_maps += (uint64_t)(to - from) * c->n_tensors;
@@ -69,37 +76,23 @@ static void unmap_all(kv_alloc *a, kv_seq_id s)
         const uint32_t *ids = series(c, s, t);
         for (uint32_t i = n; i-- > 0;) {
             c->free_stack[c->n_free++] = ids[i];
-            kv_alloc_emit(a, (kv_effect){.kind = KV_FX_UNMAP,
-                                         .seq = s,
-                                         .src_seq = s,
-                                         .src = KV_FX_NO_UNIT,
-                                         .dst = ids[i],
-                                         .index = i,
-                                         .series = t});
+            kv_alloc_emit(a, chunk_effect(KV_FX_UNMAP, s, t, i, ids[i]));
         }
     }
     a->stats.n_unmaps += (uint64_t)n * c->n_tensors;
     a->seqs[s].u.ch.n_chunks = 0;
 }
 
-/* A copy or transfer of the first n_tokens tokens of a sequence's virtual range. */
+/* A copy or transfer of the first n_tokens tokens of a sequence's virtual range; a host copy
+ * is an extent of the host tier at host_start. */
 static kv_effect range_effect(const kv_alloc *a, kv_effect_kind kind, kv_effect_cause cause,
                               kv_seq_id from, kv_seq_id to, uint32_t n_tokens, uint32_t host_start)
 {
     uint64_t host_offset = (uint64_t)host_start * a->token_bytes;
-    return (kv_effect){.kind = (uint8_t)kind,
-                       .cause = (uint8_t)cause,
-                       .at = KV_AT_RANGE,
-                       .dst_tier = cause == KV_CAUSE_SWAP_OUT ? KV_TIER_HOST : KV_TIER_DEVICE,
-                       .seq = to,
-                       .src_seq = from,
-                       .src = KV_FX_NO_UNIT,
-                       .dst = KV_FX_NO_UNIT,
-                       .n_tokens = n_tokens,
-                       .n_copies = kind == KV_FX_TRANSFER ? a->u.chunk.n_tensors : 1,
-                       .src_offset_bytes = cause == KV_CAUSE_SWAP_IN ? host_offset : 0,
-                       .dst_offset_bytes = cause == KV_CAUSE_SWAP_OUT ? host_offset : 0,
-                       .bytes = (uint64_t)n_tokens * a->token_bytes};
+    return kv_alloc_run_effect(a, kind, cause, KV_AT_RANGE, from, to,
+                               cause == KV_CAUSE_SWAP_IN ? host_offset : 0,
+                               cause == KV_CAUSE_SWAP_OUT ? host_offset : 0, n_tokens,
+                               kind == KV_FX_TRANSFER ? a->u.chunk.n_tensors : 1);
 }
 
 /* ------------------------------------------------------------------------------------------ */

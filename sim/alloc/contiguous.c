@@ -109,19 +109,9 @@ static kv_effect extent_effect(const kv_alloc *a, kv_effect_kind kind, kv_effect
                                kv_seq_id from, kv_seq_id to, uint32_t src_start,
                                uint32_t dst_start, uint32_t n_tokens)
 {
-    return (kv_effect){.kind = (uint8_t)kind,
-                       .cause = (uint8_t)cause,
-                       .at = KV_AT_EXTENT,
-                       .dst_tier = cause == KV_CAUSE_SWAP_OUT ? KV_TIER_HOST : KV_TIER_DEVICE,
-                       .seq = to,
-                       .src_seq = from,
-                       .src = KV_FX_NO_UNIT,
-                       .dst = KV_FX_NO_UNIT,
-                       .n_tokens = n_tokens,
-                       .n_copies = 1,
-                       .src_offset_bytes = (uint64_t)src_start * a->token_bytes,
-                       .dst_offset_bytes = (uint64_t)dst_start * a->token_bytes,
-                       .bytes = (uint64_t)n_tokens * a->token_bytes};
+    return kv_alloc_run_effect(a, kind, cause, KV_AT_EXTENT, from, to,
+                               (uint64_t)src_start * a->token_bytes,
+                               (uint64_t)dst_start * a->token_bytes, n_tokens, 1);
 }
 
 /* ------------------------------------------------------------------------------------------ */
